@@ -1,0 +1,1 @@
+"""autotl's own plugins, written and registered exactly like third-party ones."""

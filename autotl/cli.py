@@ -1,0 +1,216 @@
+"""The ``autotl`` command.
+
+Listing commands (``plugins``, ``list``) never import torch, so they answer at once; the
+training commands import it only when they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from autotl.config import SearchConfig
+from autotl.errors import AutoTLError
+from autotl.plugins import DISABLE_ENV, STRICT_ENV, Plugins, load_plugins
+
+KINDS = {"backbones": "backbone", "heads": "head", "strategies": "strategy",
+         "datasets": "dataset"}
+PLURAL = {kind: plural for plural, kind in KINDS.items()}
+
+EPILOG = """\
+examples:
+  autotl list strategies                   what can be compared
+  autotl search fashion-mnist --n-per-class 100 --image-size 96 --trials 12
+  autotl search ./my_images --backbone timm:resnet50 --strategies head-only,lora
+  autotl search reviews.csv --text-column review --label-column stars
+  autotl plugins                           installed plugins and what each registers
+
+environment:
+  {disable}=a,b   skip the named plugins
+  {strict}=1        fail on a broken plugin instead of skipping it
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autotl",
+        description="Measure which fine-tuning strategy (whole model, a frozen subset of layers, "
+        "head only, or LoRA) and learning rate wins for your dataset and its size.",
+        epilog=EPILOG.format(disable=DISABLE_ENV, strict=STRICT_ENV),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on a broken plugin instead of skipping it")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="installed plugins, their versions and what each adds",
+                       description="List every plugin (built-in or installed through the "
+                       "'autotl' entry-point group), its version and what it registers; "
+                       "broken plugins are listed with the reason they were skipped.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("list", help="registered backbones, heads, strategies or datasets",
+                       description="List registered components. Open namespaces (timm:, hf:) "
+                       "accept any name of that family and are shown with how names are formed.")
+    p.add_argument("kind", choices=sorted(KINDS), help="what to list")
+    p.add_argument("pattern", nargs="?", default="*",
+                   help="shell-style filter, e.g. 'offline:*' (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "search", help="run a strategy search and recommend a strategy",
+        description="Run an Optuna study over fine-tuning strategies, freeze depths, LoRA "
+        "settings, heads and learning rates on DATA, then write recommendation.json, "
+        "trials.csv, report.md, report.html and the best model to --out. Rerunning the same "
+        "command resumes the study.",
+        epilog=EPILOG.format(disable=DISABLE_ENV, strict=STRICT_ENV),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+def _flag_type(annotation: Any) -> tuple[Any, bool]:
+    """argparse ``type`` for a SearchConfig field annotation, and whether it is a bool."""
+    hint = typing.get_type_hints(SearchConfig)[annotation]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args and (typing.get_origin(hint) in (typing.Union, types.UnionType)) \
+        else hint
+    if base is bool:
+        return None, True
+    if typing.get_origin(base) is list:
+        return lambda s: [v.strip() for v in s.split(",") if v.strip()], False
+    return base, False
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per SearchConfig field, with the field's help text and default."""
+    parser.add_argument("data", nargs="?", help=SearchConfig.field_help()["data"])
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="read settings from a TOML file (flags given here win)")
+    defaults = SearchConfig()
+    for f in dataclasses.fields(SearchConfig):
+        if f.name == "data":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind, is_bool = _flag_type(f.name)
+        default = getattr(defaults, f.name)
+        help_text = f.metadata.get("help", "")
+        if is_bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=f"{help_text} (default: {default})")
+        else:
+            shown = "" if default is None else f" (default: {default})"
+            parser.add_argument(flag, dest=f.name, type=kind, default=None,
+                                metavar=f.name.upper(), help=help_text + shown)
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SearchConfig)
+              if getattr(args, f.name, None) is not None}
+    if args.config:
+        return SearchConfig.from_toml(args.config, **values)
+    if not values.get("data"):
+        raise AutoTLError("no data given: pass DATA (a dataset name, folder or file) or "
+                          "--config FILE.toml; `autotl list datasets` shows the built-in ones.")
+    return SearchConfig.from_mapping(values, source="command line")
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace, plugins: Plugins) -> int:
+    plugins.fill_all()
+    if args.json:
+        print(json.dumps({
+            "plugins": [dataclasses.asdict(i) for i in plugins.info.values()],
+            "skipped": [dataclasses.asdict(f) for f in plugins.failures],
+            "blocked": plugins.blocked,
+        }, indent=2))
+        return 0
+    width = max((len(n) for n in plugins.info), default=10)
+    for info in plugins.info.values():
+        print(f"{info.name:<{width}}  {info.version or '-':<8}  {info.source}")
+        for kind, names in sorted(info.registered.items()):
+            print(f"{'':<{width}}    {PLURAL[kind]}: {', '.join(names)}")
+        if info.hooks:
+            print(f"{'':<{width}}    hooks: {', '.join(info.hooks)}")
+    for name in plugins.blocked:
+        print(f"{name:<{width}}  blocked by {DISABLE_ENV}")
+    if plugins.failures:
+        print("\nskipped (broken):")
+        for failure in plugins.failures:
+            print(f"  {failure.name}: {failure.stage}: {failure.error}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
+    kind = KINDS[args.kind]
+    registry = plugins.registry(kind)
+    specs = registry.list(args.pattern)
+    namespaces = [ns for ns in registry.namespaces
+                  if args.pattern == "*" or args.pattern.startswith(ns.prefix + ":")]
+    if args.json:
+        print(json.dumps({
+            "names": [{"name": s.name, "provider": s.provider, "description": s.description,
+                       **({"modality": s.modality} if hasattr(s, "modality") else {})}
+                      for s in specs],
+            "namespaces": [{"prefix": ns.prefix, "provider": ns.provider,
+                            "description": ns.description} for ns in namespaces],
+        }, indent=2))
+        return 0
+    rows = [(s.name, getattr(s, "modality", ""), s.description, s.provider) for s in specs]
+    rows += [(f"{ns.prefix}:<name>", "", ns.description, ns.provider) for ns in namespaces]
+    if not rows:
+        print(f"no {args.kind} match {args.pattern!r}")
+        return 1
+    width = max(len(r[0]) for r in rows)
+    for name, modality, description, provider in rows:
+        modality = f"{modality:<6} " if any(r[1] for r in rows) else ""
+        print(f"{name:<{width}}  {modality}{description}  [{provider}]")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
+    from autotl.study import run_search
+
+    config = config_from_args(args)
+    recommendation = run_search(config, plugins=plugins)
+    print(recommendation.summary())
+    return 0
+
+
+# -- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        plugins = load_plugins(strict=args.strict or None)
+        return args.func(args, plugins)
+    except AutoTLError as exc:
+        print(f"autotl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nautotl: interrupted; finished trials are saved in the study storage, rerun "
+              "the same command to resume.", file=sys.stderr)
+        return 130

@@ -1,0 +1,209 @@
+"""SearchConfig: one typed definition behind the CLI flags, a TOML file and the Python API.
+
+Each field carries its help text (PEFT style); the CLI builds its ``--flags`` from these fields,
+so the three entry points cannot drift apart. Validation happens on construction, before any
+data is read or any model is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotl.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class SearchConfig:
+    """Everything one strategy search needs; see ``autotl search --help``."""
+
+    data: str = _help(
+        "dataset: a registered name (`autotl list datasets`), a folder of class subfolders of "
+        "images, a CSV/JSON/Parquet file, a `save_to_disk` folder, or hf:owner/name",
+        default="",
+    )
+    backbone: str | None = _help(
+        "backbone name (`autotl list backbones`); default: offline:efficientnet-lite0 for "
+        "images, offline:minilm-l6 for text, when installed",
+        default=None,
+    )
+    strategies: list[str] | None = _help(
+        "strategies to compare (default: every registered one)", default=None
+    )
+    heads: list[str] | None = _help("heads to search (default: every registered one)",
+                                    default=None)
+    trials: int = _help("trials to run in this invocation (a resumed study adds to its count)",
+                        default=20)
+    timeout: float | None = _help(
+        "stop starting new trials after this many seconds", default=None
+    )
+    n_per_class: int | None = _help(
+        "subsample the training data to K examples per class (balanced); default: all",
+        default=None,
+    )
+    val_fraction: float = _help(
+        "fraction of the (subsampled) training examples held out, stratified, for validation",
+        default=0.2,
+    )
+    storage: str | None = _help(
+        "Optuna storage URL (default: sqlite:///<out>/study.db); postgresql://… lets "
+        "`autotl worker` processes join",
+        default=None,
+    )
+    study: str | None = _help(
+        "study name (default: derived from data, size and backbone); rerun to resume",
+        default=None,
+    )
+    device: str = _help("auto (CUDA when available), cpu, cuda or mps", default="auto")
+    seed: int = _help("seed for the split, subsampling, sampler and training", default=0)
+    out: Path | None = _help("output folder (default: runs/<study>)", default=None)
+    image_size: int | None = _help(
+        "square input size for images (default: the backbone's own); small images such as "
+        "28-px Fashion-MNIST train much faster at e.g. 96",
+        default=None,
+    )
+    max_length: int = _help("tokens per text (longer texts are truncated)", default=128)
+    batch_size: int = _help("training batch size", default=32)
+    epochs: float = _help(
+        "training budget in passes over the training split; converted to optimizer steps and "
+        "clamped to [min_steps, max_steps] so tiny datasets still get enough updates",
+        default=8.0,
+    )
+    min_steps: int = _help("fewest optimizer steps per trial", default=60)
+    max_steps: int = _help("most optimizer steps per trial", default=600)
+    eval_points: int = _help(
+        "validation checkpoints per trial, reported to the pruner", default=4
+    )
+    augment: bool = _help(
+        "random image augmentation during training (turns off the activation cache)",
+        default=False,
+    )
+    pretrained: bool = _help("start from pretrained weights (off: random init)", default=True)
+    tolerance: float = _help(
+        "accuracy a cheaper config may give up and still be named 'cheapest within "
+        "tolerance'",
+        default=0.01,
+    )
+    num_workers: int = _help("data-loading worker processes", default=0)
+    cache: bool = _help(
+        "reuse frozen-layer activations across trials (exact; see docs)", default=True
+    )
+    cache_dir: Path | None = _help(
+        "where activations are kept across studies (default: ~/.cache/autotl/activations)",
+        default=None,
+    )
+    cache_max_bytes: int = _help(
+        "activation cache budget in bytes (least recently used evicted)", default=2 * 1024**3
+    )
+    text_column: str | None = _help("text column of a table (auto-detected)", default=None)
+    label_column: str | None = _help("label column of a table (auto-detected)", default=None)
+    image_column: str | None = _help("image column of a table or saved dataset",
+                                     default=None)
+
+    def __post_init__(self) -> None:
+        if self.out is not None:
+            self.out = Path(self.out)
+        if self.cache_dir is not None:
+            self.cache_dir = Path(self.cache_dir)
+        for name in ("strategies", "heads"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, [v.strip() for v in value.split(",") if v.strip()])
+        self.validate()
+
+    def validate(self) -> None:
+        checks = [
+            (self.trials >= 1, f"trials must be at least 1, but got trials={self.trials}."),
+            (self.timeout is None or self.timeout > 0,
+             f"timeout must be positive seconds, but got timeout={self.timeout}."),
+            (self.n_per_class is None or self.n_per_class >= 2,
+             f"n_per_class must be at least 2 (one to train, one to validate), but got "
+             f"n_per_class={self.n_per_class}."),
+            (0 < self.val_fraction < 1,
+             f"val_fraction must be between 0 and 1, but got val_fraction={self.val_fraction}."),
+            (self.device in DEVICES,
+             f"device must be one of {DEVICES}, but got device={self.device!r}."),
+            (self.image_size is None or 16 <= self.image_size <= 1024,
+             f"image_size must be between 16 and 1024, but got image_size={self.image_size}."),
+            (self.max_length >= 8, f"max_length must be at least 8, but got {self.max_length}."),
+            (self.batch_size >= 1, f"batch_size must be at least 1, but got {self.batch_size}."),
+            (self.epochs > 0, f"epochs must be positive, but got epochs={self.epochs}."),
+            (1 <= self.min_steps <= self.max_steps,
+             f"need 1 <= min_steps <= max_steps, but got min_steps={self.min_steps}, "
+             f"max_steps={self.max_steps}."),
+            (1 <= self.eval_points <= self.min_steps,
+             f"eval_points must be between 1 and min_steps, but got {self.eval_points}."),
+            (0 <= self.tolerance < 1, f"tolerance must be in [0, 1), but got {self.tolerance}."),
+            (self.num_workers >= 0, f"num_workers must be >= 0, but got {self.num_workers}."),
+            (self.cache_max_bytes >= 0,
+             f"cache_max_bytes must be >= 0, but got {self.cache_max_bytes}."),
+            (self.strategies is None or len(self.strategies) > 0,
+             "strategies is empty; name at least one or leave it out for all."),
+            (self.heads is None or len(self.heads) > 0,
+             "heads is empty; name at least one or leave it out for all."),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+
+    @classmethod
+    def field_help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "settings") -> SearchConfig:
+        """Build from a mapping, naming unknown keys with close matches."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            import difflib
+
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(key.replace("-", "_"), known, n=1)
+                hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            msg = f"unknown setting(s) in {source}: {', '.join(hints)}. Known: {sorted(known)}."
+            raise ConfigError(msg)
+        try:
+            return cls(**dict(values))
+        except TypeError as exc:
+            raise ConfigError(f"bad settings in {source}: {exc}") from exc
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> SearchConfig:
+        """Read a TOML file (keys are the field names; a ``[search]`` table also works);
+        ``overrides`` (e.g. CLI flags) win."""
+        path = Path(path)
+        if not path.is_file():
+            msg = f"config file {str(path)!r} does not exist; pass an existing .toml file."
+            raise ConfigError(msg)
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+        values = dict(values.get("search", values))
+        values = {k.replace("-", "_"): v for k, v in values.items()}
+        values.update(overrides)
+        return cls.from_mapping(values, source=str(path))
+
+    def replace(self, **changes: Any) -> SearchConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}

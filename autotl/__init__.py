@@ -29,12 +29,12 @@ from autotl.registry import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from autotl.recommendation import recommend
+    from autotl.saved_model import load_model
     from autotl.study import search
 
 __version__ = "0.1.0"
 
-_LAZY = {"search": "autotl.study", "recommend": "autotl.recommendation"}
+_LAZY = {"search": "autotl.study", "load_model": "autotl.saved_model"}
 
 
 def __getattr__(name: str) -> Any:
@@ -62,7 +62,7 @@ __all__ = [
     "WeightsError",
     "__version__",
     "hookimpl",
+    "load_model",
     "load_plugins",
-    "recommend",
     "search",
 ]

@@ -75,10 +75,12 @@ class TextPreprocessing:
             "max_length": self.max_length,
         })
 
-    def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
+    def encode(self, texts: list[str], *, uniform: bool = False) -> dict[str, torch.Tensor]:
+        """Token tensors; ``uniform`` pads every text to ``max_length`` so batches of a split
+        concatenate (training trims the shared padding again per batch)."""
         return dict(self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length,
-            return_tensors="pt",
+            texts, padding="max_length" if uniform else True, truncation=True,
+            max_length=self.max_length, return_tensors="pt",
         ))
 
 
@@ -106,6 +108,7 @@ class Backbone:
     preprocessing: ImagePreprocessing | TextPreprocessing
     weights_id: str
     is_cnn: bool = False
+    stager: Callable[[nn.Module], list[Callable[[Any], Any]] | None] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -115,6 +118,18 @@ class Backbone:
     @property
     def n_params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
+
+    def stages(self, module: nn.Module | None = None) -> list[Callable[[Any], Any]] | None:
+        """``n_groups + 1`` callables over ``module`` (default: this backbone's): stage ``i``
+        computes layer group ``i`` and the last turns the final stage's output into pooled
+        features. ``None`` when the architecture has no known split; the activation cache then
+        only reuses the whole backbone's output (head-only) or its inputs."""
+        if self.stager is None:
+            return None
+        stages = self.stager(self.module if module is None else module)
+        if stages is None or len(stages) != self.n_groups + 1:
+            return None
+        return stages
 
     def copy(self) -> Backbone:
         """A copy with its own weights: each trial starts from the pretrained state without
@@ -175,7 +190,37 @@ def timm_backbone(
         preprocessing=ImagePreprocessing(resolve_model_data_config(model)),
         weights_id=weights_id,
         is_cnn=is_cnn,
+        stager=timm_stages,
     )
+
+
+def timm_stages(model: nn.Module) -> list[Callable[[Any], Any]] | None:
+    """Split the timm families autotl knows into stages that match their coarse layer groups;
+    others return ``None``. The activation cache checks the split against the whole model's
+    output before trusting it."""
+    from timm.models.efficientnet import EfficientNet
+    from timm.models.resnet import ResNet
+    from timm.models.vision_transformer import VisionTransformer
+
+    if isinstance(model, EfficientNet):
+        return [
+            lambda x: model.bn1(model.conv_stem(x)),
+            *model.blocks,
+            lambda x: model.forward_head(model.bn2(model.conv_head(x))),
+        ]
+    if isinstance(model, ResNet):
+        return [
+            lambda x: model.maxpool(model.act1(model.bn1(model.conv1(x)))),
+            model.layer1, model.layer2, model.layer3, model.layer4,
+            model.forward_head,
+        ]
+    if isinstance(model, VisionTransformer):
+        return [
+            lambda x: model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(x)))),
+            *model.blocks,
+            lambda x: model.forward_head(model.norm(x)),
+        ]
+    return None
 
 
 def _timm_lora_targets(model: nn.Module) -> tuple[list[str], bool]:
@@ -216,8 +261,13 @@ class MeanPooledEncoder(nn.Module):
         hidden = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, **kwargs
         ).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return mean_pool(hidden, attention_mask)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of the hidden states of real (unpadded) tokens."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 def hf_backbone(
@@ -284,7 +334,43 @@ def hf_backbone(
         lora_targets=targets,
         preprocessing=TextPreprocessing(tokenizer, max_length=max_length),
         weights_id=weights_id,
+        stager=bert_stages,
     )
+
+
+def bert_stages(pooled: nn.Module) -> list[Callable[[Any], Any]] | None:
+    """Stages of a BERT-style encoder (``embeddings`` + ``encoder.layer``): activations carry
+    ``(hidden states, attention mask)`` so later layers and pooling still see the padding."""
+    model = getattr(pooled, "encoder", None)
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if model is None or layers is None or not hasattr(model, "embeddings"):
+        return None
+
+    def attention_mask(hidden: torch.Tensor, mask: torch.Tensor) -> Any:
+        if hasattr(model, "_create_attention_masks"):  # transformers 5
+            return model._create_attention_masks(
+                attention_mask=mask, encoder_attention_mask=None, embedding_output=hidden,
+                encoder_hidden_states=None, cache=None,
+            )[0]
+        return model.get_extended_attention_mask(mask, mask.shape)
+
+    def embed(batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = model.embeddings(
+            input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids")
+        )
+        return hidden, batch["attention_mask"]
+
+    def layer_stage(layer: nn.Module) -> Callable[[Any], Any]:
+        def run(state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            hidden, mask = state
+            out = layer(hidden, attention_mask=attention_mask(hidden, mask))
+            return (out[0] if isinstance(out, tuple) else out), mask
+        return run
+
+    def pool(state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return mean_pool(*state)
+
+    return [embed, *(layer_stage(layer) for layer in layers), pool]
 
 
 def _encoder_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

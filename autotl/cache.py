@@ -1,11 +1,31 @@
-"""Where autotl keeps things between runs (converted weights, frozen-layer activations)."""
+"""Activation cache: what a strategy freezes is computed once per study, not once per trial.
+
+A trial whose strategy leaves the first k layer groups frozen (head-only: all of them) sees the
+same activations at that boundary in every step of every trial, as long as its inputs are
+deterministic: frozen modules run in eval mode (see :class:`autotl.models.TransferModel`). The
+cache computes them once, keyed by backbone weights, depth, data and preprocessing, and keeps
+them in memory and in a cache directory shared across studies, bounded in bytes with
+least-recently-used eviction. Depth 0 holds the preprocessed inputs themselves.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
+import shutil
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 CACHE_ENV = "AUTOTL_CACHE_DIR"
+_MMAP_FROM_BYTES = 256 * 1024**2  # larger entries are memory-mapped from disk, not read in
 
 
 def cache_root() -> Path:
@@ -14,3 +34,173 @@ def cache_root() -> Path:
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "autotl"
+
+
+def activation_key(**parts: Any) -> str:
+    """A stable key from named parts (weights id, depth, data and preprocessing fingerprints)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass
+class CacheStats:
+    """What the cache did during a study."""
+
+    hits: int = 0
+    misses: int = 0
+    bypassed: int = 0
+    compute_seconds: float = 0.0
+    saved_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ActivationCache:
+    """Trees of CPU tensors by key, in memory and (optionally) on disk, within ``max_bytes``."""
+
+    def __init__(self, directory: Path | None, max_bytes: int) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self.max_bytes = max_bytes
+        self.stats = CacheStats()
+        self._memory: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+
+    # -- public --------------------------------------------------------------------------------
+
+    def fetch(self, key: str, compute: Callable[[int], tuple[Any, float] | None],
+              what: str) -> tuple[Any, float] | None:
+        """``(tree, seconds it took to compute)`` stored under ``key``, else
+        ``compute(max_bytes)``, stored and returned.
+
+        ``compute`` returns the tree and the seconds its own work took (excluding anything it
+        fetched from this cache), or ``None`` when the result would exceed the budget it is
+        given; the caller then trains without the cache (logged, counted as bypassed).
+        """
+        found = self._get(key)
+        if found is not None:
+            self.stats.hits += 1
+            self.stats.saved_seconds += found[1]
+            return found
+        computed = compute(self.max_bytes)
+        if computed is None:
+            self.stats.bypassed += 1
+            log.info("activation cache: %s exceed the %s budget; training without the cache",
+                     what, _mb(self.max_bytes))
+            return None
+        tree, seconds = computed
+        self.stats.misses += 1
+        self.stats.compute_seconds += seconds
+        self._put(key, tree, seconds)
+        return tree, seconds
+
+    # -- memory --------------------------------------------------------------------------------
+
+    def _get(self, key: str) -> tuple[Any, float] | None:
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            return self._memory[key]
+        if self.directory is None:
+            return None
+        entry = self.directory / key
+        meta_path = entry / "meta.json"
+        if not meta_path.is_file():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            tree = _load_tree(entry, meta["structure"], mmap=meta["bytes"] >= _MMAP_FROM_BYTES)
+        except (OSError, ValueError, KeyError) as exc:  # a damaged entry is recomputed
+            log.warning("activation cache: dropping unreadable entry %s (%s)", entry, exc)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        os.utime(meta_path)  # mtime is the LRU clock on disk
+        self._remember(key, tree, float(meta["compute_seconds"]))
+        return tree, float(meta["compute_seconds"])
+
+    def _remember(self, key: str, tree: Any, seconds: float) -> None:
+        from autotl.inputs import tree_bytes
+
+        self._memory[key] = (tree, seconds)
+        self._memory.move_to_end(key)
+        while len(self._memory) > 1 and sum(
+            tree_bytes(t) for t, _ in self._memory.values()
+        ) > self.max_bytes:
+            self._memory.popitem(last=False)
+
+    def _put(self, key: str, tree: Any, seconds: float) -> None:
+        self._remember(key, tree, seconds)
+        if self.directory is None:
+            return
+        from autotl.inputs import tree_bytes
+
+        size = tree_bytes(tree)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._evict(room_for=size)
+        tmp = self.directory / f".{key}.{os.getpid()}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        structure = _save_tree(tmp, tree)
+        meta = {"structure": structure, "bytes": size, "compute_seconds": seconds}
+        (tmp / "meta.json").write_text(json.dumps(meta))
+        final = self.directory / key
+        if final.exists():  # another process stored it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        os.replace(tmp, final)
+
+    def _evict(self, room_for: int) -> None:
+        """Delete least recently used entries until ``room_for`` more bytes fit the budget."""
+        entries = []
+        for entry in self.directory.iterdir() if self.directory else []:
+            meta_path = entry / "meta.json"
+            if entry.name.startswith(".") or not meta_path.is_file():
+                continue
+            try:
+                size = int(json.loads(meta_path.read_text())["bytes"])
+            except (OSError, ValueError, KeyError):
+                size = 0
+            entries.append((meta_path.stat().st_mtime, size, entry))
+        total = sum(size for _, size, _ in entries)
+        for _, size, entry in sorted(entries):
+            if total + room_for <= self.max_bytes:
+                break
+            shutil.rmtree(entry, ignore_errors=True)
+            self._memory.pop(entry.name, None)
+            total -= size
+
+    def disk_bytes(self) -> int:
+        if self.directory is None or not self.directory.exists():
+            return 0
+        return sum(f.stat().st_size for f in self.directory.rglob("*.npy"))
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024**2:,.0f} MB"
+
+
+def _save_tree(folder: Path, tree: Any, counter: list[int] | None = None) -> Any:
+    import numpy as np
+    import torch
+
+    counter = counter if counter is not None else [0]
+    if isinstance(tree, torch.Tensor):
+        index = counter[0]
+        counter[0] += 1
+        np.save(folder / f"leaf{index}.npy", tree.detach().cpu().numpy())
+        return {"leaf": index}
+    if isinstance(tree, dict):
+        return {"dict": {k: _save_tree(folder, v, counter) for k, v in tree.items()}}
+    return {"tuple": [_save_tree(folder, v, counter) for v in tree]}
+
+
+def _load_tree(folder: Path, structure: Any, mmap: bool) -> Any:
+    import numpy as np
+    import torch
+
+    if "leaf" in structure:
+        array = np.load(folder / f"leaf{structure['leaf']}.npy", mmap_mode="r" if mmap else None)
+        with warnings.catch_warnings():  # memory-mapped arrays are read-only; we only index them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(array)
+    if "dict" in structure:
+        return {k: _load_tree(folder, v, mmap) for k, v in structure["dict"].items()}
+    return tuple(_load_tree(folder, v, mmap) for v in structure["tuple"])

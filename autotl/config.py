@@ -57,7 +57,8 @@ class SearchConfig:
         default=None,
     )
     val_fraction: float = _help(
-        "fraction of the (subsampled) training examples held out, stratified, for validation",
+        "fraction of each class held out for validation (at most 100 per class), drawn "
+        "before --n-per-class subsamples the rest, so every size shares one validation set",
         default=0.2,
     )
     storage: str | None = _help(

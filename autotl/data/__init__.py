@@ -1,0 +1,18 @@
+"""The data layer: any input → :class:`LoadedData` (``datasets.Dataset`` + ``ClassLabel``),
+then seeded stratified splits. Importing this package does not import ``datasets`` or torch."""
+
+from __future__ import annotations
+
+from autotl.data.images import IMAGE_EXTENSIONS, check_images
+from autotl.data.sources import LoadedData, load_data
+from autotl.data.splits import label_array, prepare_splits, train_counts
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LoadedData",
+    "check_images",
+    "label_array",
+    "load_data",
+    "prepare_splits",
+    "train_counts",
+]

@@ -1,0 +1,115 @@
+"""Seeded, stratified train/validation splits and per-class subsampling.
+
+Validation is drawn first and never depends on ``n_per_class``, so the studies of a size ladder
+(5, 20, 100 … examples per class) are all scored on the same validation set; smaller training
+sets are nested in larger ones for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from autotl.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+    import numpy as np
+
+    from autotl.data.sources import LoadedData
+
+
+def prepare_splits(
+    data: LoadedData,
+    *,
+    n_per_class: int | None,
+    val_fraction: float,
+    seed: int,
+    max_val_per_class: int = 100,
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """``(train, val)`` drawn from ``data.train``.
+
+    Per class, validation takes ``round(val_fraction * count)`` examples, at least 1, at most
+    ``max_val_per_class`` and always leaving one to train on. Training is the rest, or exactly
+    ``n_per_class`` examples of each class from the rest (balanced). Each class has its own
+    random stream seeded by ``(seed, class)``; rows keep their original order.
+    """
+    _check_settings(n_per_class, val_fraction, seed, max_val_per_class)
+    val, rest = _draw_validation(data, val_fraction, seed, max_val_per_class)
+    if n_per_class is not None:
+        short = {c: len(idx) for c, idx in rest.items() if len(idx) < n_per_class}
+        if short:
+            largest = min(len(idx) for idx in rest.values())
+            listed = ", ".join(f"{data.class_names[c]!r} ({k})" for c, k in short.items())
+            msg = (f"n_per_class={n_per_class} is more than {data.name!r} has: after holding "
+                   f"out validation, class(es) {listed} have fewer training examples. The "
+                   f"largest n_per_class that works is {largest}; pass that or less, or leave "
+                   f"it unset to train on everything.")
+            raise DataError(msg)
+        rest = {c: idx[:n_per_class] for c, idx in rest.items()}
+    train_rows = sorted(int(i) for idx in rest.values() for i in idx)
+    val_rows = sorted(int(i) for i in val)
+    return (data.train.select(train_rows, keep_in_memory=True),
+            data.train.select(val_rows, keep_in_memory=True))
+
+
+def train_counts(
+    data: LoadedData, *, val_fraction: float, seed: int = 0, max_val_per_class: int = 100,
+) -> dict[str, int]:
+    """Training examples per class left after validation: the ceiling for ``n_per_class``."""
+    _check_settings(None, val_fraction, seed, max_val_per_class)
+    _, rest = _draw_validation(data, val_fraction, seed, max_val_per_class)
+    return {data.class_names[c]: len(idx) for c, idx in rest.items()}
+
+
+def label_array(split: datasets.Dataset) -> np.ndarray:
+    """The ``label`` column as an int64 array, fast (``split["label"]`` goes row by row)."""
+    import numpy as np
+
+    return np.asarray(split.with_format("arrow")["label"].to_numpy(), dtype=np.int64)
+
+
+def _check_settings(n_per_class: int | None, val_fraction: float, seed: int,
+                    max_val_per_class: int) -> None:
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), but got "
+                          f"{val_fraction=}.")
+    if n_per_class is not None and n_per_class < 1:
+        raise ConfigError(f"n_per_class must be at least 1 (or None for all), but got "
+                          f"{n_per_class=}.")
+    if max_val_per_class < 1:
+        raise ConfigError(f"max_val_per_class must be at least 1, but got {max_val_per_class=}.")
+    if seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, but got {seed=}.")
+
+
+def _draw_validation(
+    data: LoadedData, val_fraction: float, seed: int, max_val_per_class: int,
+) -> tuple[list[int], dict[int, np.ndarray]]:
+    """Validation rows, and each class's remaining rows in a seeded random order."""
+    import numpy as np
+
+    labels = label_array(data.train)
+    val: list[int] = []
+    rest: dict[int, np.ndarray] = {}
+    small = []
+    for c, name in enumerate(data.class_names):
+        rows = np.flatnonzero(labels == c)
+        if len(rows) < 2:
+            small.append(f"{name!r} ({len(rows)})")
+            continue
+        # One stream per class: a class's split does not shift when another class changes.
+        order = np.random.default_rng([seed, c]).permutation(rows)
+        wanted = math.floor(val_fraction * len(rows) + 0.5)  # round half up, unlike round()
+        n_val = min(max(1, wanted), max_val_per_class, len(rows) - 1)
+        val.extend(order[:n_val].tolist())
+        rest[c] = order[n_val:]
+    if small:
+        msg = (f"class(es) {', '.join(small)} of {data.name!r} have fewer than 2 examples; each "
+               f"class needs at least 2 (one to train, one to validate). Add examples or "
+               f"remove the class.")
+        raise DataError(msg)
+    return val, rest
+
+
+__all__ = ["label_array", "prepare_splits", "train_counts"]

@@ -1,0 +1,302 @@
+"""A study's outputs: recommendation.json, trials.csv, report.md, report.html, best_model/."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from autotl.recommendation import Recommendation
+
+log = logging.getLogger(__name__)
+
+TRIAL_COLUMNS = ["number", "state", "strategy", "val_accuracy", "train_seconds",
+                 "trainable_params", "total_params", "frozen_depth", "cached_depth", "steps"]
+
+
+def write_outputs(recommendation: Recommendation, study: Any, out: Path) -> None:
+    """Write every report file; each is complete on its own (written to a temp name first)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = trial_rows(study)
+    _write(out / "recommendation.json", json.dumps(recommendation.to_dict(), indent=2))
+    _write(out / "trials.csv", _csv(rows))
+    _write(out / "report.md", markdown_report(recommendation, rows))
+    _write(out / "report.html", html_report(recommendation, rows))
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def trial_rows(study: Any) -> list[dict[str, Any]]:
+    """One flat row per trial: measurements, then every parameter, then any error."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "strategy": t.params.get("strategy", ""),
+            "val_accuracy": t.value,
+            **{k: attrs.get(k) for k in TRIAL_COLUMNS[4:]},
+        }
+        strategy = row["strategy"]
+        for key, value in sorted(t.params.items()):
+            if key != "strategy":
+                row[key.removeprefix(f"{strategy}.") if key.startswith(f"{strategy}.")
+                    else key] = value
+        if t.state.name == "PRUNED" and attrs.get("history"):
+            row["val_accuracy"] = attrs["history"][-1][1]
+        row["error"] = attrs.get("error", "")
+        rows.append(row)
+    return rows
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    columns: list[str] = list(TRIAL_COLUMNS)
+    for row in rows:
+        columns += [k for k in row if k not in columns and k != "error"]
+    columns.append("error")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+# -- markdown ----------------------------------------------------------------------------------
+
+
+def _why(rec: Recommendation) -> list[str]:
+    """Plain reasons read off the measurements."""
+    reasons = []
+    best = rec.recommended
+    if best is None:
+        return reasons
+    ranked = [s for s in rec.per_strategy if s["best_val_accuracy"] is not None]
+    if len(ranked) > 1:
+        runner = next(s for s in ranked if s["strategy"] != best.strategy) if any(
+            s["strategy"] != best.strategy for s in ranked) else None
+        if runner:
+            gap = best.val_accuracy - runner["best_val_accuracy"]
+            reasons.append(f"{best.strategy} beat the next strategy, {runner['strategy']}, by "
+                           f"{gap:.3f} validation accuracy.")
+    missing = [s["strategy"] for s in rec.per_strategy if s["n_complete"] == 0]
+    if missing:
+        reasons.append("No completed trial for " + ", ".join(missing)
+                       + ": compare them with more trials before ruling them out.")
+    cheap = rec.cheapest_within_tolerance
+    if cheap and cheap.trial != best.trial and best.train_seconds > 0:
+        reasons.append(
+            f"Within {rec.tolerance:.3f} accuracy, {cheap.strategy} trains "
+            f"{best.train_seconds / max(cheap.train_seconds, 1e-9):.1f}× faster and adapts "
+            f"{cheap.trainable_params:,} instead of {best.trainable_params:,} parameters."
+        )
+    n_val = rec.dataset["n_val"]
+    noise = math.sqrt(0.25 / max(n_val, 1))
+    reasons.append(f"With {n_val} validation examples, one standard error of an accuracy is up "
+                   f"to {noise:.3f}; differences smaller than that are noise.")
+    if rec.cache and (rec.cache.get("hits") or rec.cache.get("misses")):
+        c = rec.cache
+        reasons.append(f"Activation cache: {c['hits']} hits, {c['misses']} computed, "
+                       f"{c['saved_seconds']:.1f} s of frozen-layer computation saved.")
+    return reasons
+
+
+def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
+    lines = [f"# autotl report: {rec.study}", "", rec.summary(), "", "## Per strategy", "",
+             "| strategy | best val accuracy | trials (complete) | train s | trainable params "
+             "| best params |",
+             "|---|---|---|---|---|---|"]
+    for s in rec.per_strategy:
+        acc = "–" if s["best_val_accuracy"] is None else f"{s['best_val_accuracy']:.3f}"
+        secs = "–" if s["best_train_seconds"] is None else f"{s['best_train_seconds']:.1f}"
+        params = "–" if s["best_trainable_params"] is None else f"{s['best_trainable_params']:,}"
+        best = "–" if not s["best_params"] else ", ".join(
+            f"{k}={_short(v)}" for k, v in s["best_params"].items())
+        lines.append(f"| {s['strategy']} | {acc} | {s['n_trials']} ({s['n_complete']}) | "
+                     f"{secs} | {params} | {best} |")
+    lines += ["", "## Why", ""] + [f"- {r}" for r in _why(rec)]
+    failed = [r for r in rows if r["state"] == "fail"]
+    if failed:
+        lines += ["", "## Failed trials", ""]
+        lines += [f"- trial {r['number']} ({r['strategy']}): {r['error']}" for r in failed]
+    lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
+              f"{rec.dataset['n_val']} validation examples, {rec.dataset['n_classes']} classes. "
+              f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). Storage: "
+              f"`{rec.storage}`, study `{rec.study}`.", ""]
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+# -- html --------------------------------------------------------------------------------------
+
+
+def _figure_png(draw: Any) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    draw(ax)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _plots(rec: Recommendation, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    done = [r for r in rows if r["state"] == "complete" and r["val_accuracy"] is not None]
+    strategies = sorted({r["strategy"] for r in done})
+    colors = {s: f"C{i}" for i, s in enumerate(strategies)}
+
+    def history(ax: Any) -> None:
+        best, xs, ys = -1.0, [], []
+        for r in done:
+            ax.scatter(r["number"], r["val_accuracy"], color=colors[r["strategy"]],
+                       label=r["strategy"])
+            best = max(best, r["val_accuracy"])
+            xs.append(r["number"])
+            ys.append(best)
+        ax.step(xs, ys, where="post", color="black", linewidth=1, label="best so far")
+        _legend(ax)
+        ax.set(xlabel="trial", ylabel="validation accuracy", title="Optimisation history")
+
+    def per_strategy(ax: Any) -> None:
+        ranked = [s for s in rec.per_strategy if s["best_val_accuracy"] is not None]
+        ax.barh([s["strategy"] for s in ranked], [s["best_val_accuracy"] for s in ranked],
+                color=[colors.get(s["strategy"], "grey") for s in ranked])
+        low = min((s["best_val_accuracy"] for s in ranked), default=0)
+        ax.set_xlim(max(0.0, low - 0.1), 1.0)
+        ax.set(xlabel="best validation accuracy", title="Best accuracy per strategy")
+
+    def cost(key: str, label: str, log: bool) -> Any:
+        def draw(ax: Any) -> None:
+            for r in done:
+                if r.get(key):
+                    ax.scatter(r[key], r["val_accuracy"], color=colors[r["strategy"]],
+                               label=r["strategy"])
+            if log:
+                ax.set_xscale("log")
+            _legend(ax)
+            ax.set(xlabel=label, ylabel="validation accuracy", title=f"Accuracy against {label}")
+        return draw
+
+    if not done:
+        return []
+    return [
+        ("Optimisation history", _figure_png(history)),
+        ("Best accuracy per strategy", _figure_png(per_strategy)),
+        ("Accuracy against training seconds", _figure_png(cost("train_seconds",
+                                                               "training seconds", False))),
+        ("Accuracy against trainable parameters",
+         _figure_png(cost("trainable_params", "trainable parameters", True))),
+    ]
+
+
+def _legend(ax: Any) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=False))
+    if unique:
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
+
+
+def html_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
+    """A single self-contained page: summary, plots as inline PNGs, tables."""
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>autotl: {esc(rec.study)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;"
+        "padding:0 1em}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid "
+        "#ccc;padding:3px 6px;text-align:left}img{max-width:100%}.summary{background:#f4f7fb;"
+        "padding:1em;border-radius:6px;white-space:pre-wrap}</style></head><body>",
+        f"<h1>autotl report: {esc(rec.study)}</h1>",
+        f"<div class='summary'>{esc(rec.summary())}</div>",
+        "<h2>Why</h2><ul>", *(f"<li>{esc(r)}</li>" for r in _why(rec)), "</ul>",
+    ]
+    for title, png in _plots(rec, rows):
+        parts += [f"<h2>{esc(title)}</h2>",
+                  f"<img alt='{esc(title)}' src='data:image/png;base64,{png}'>"]
+    parts += ["<h2>Per strategy</h2>", _table(
+        ["strategy", "best val accuracy", "trials", "complete", "train s", "trainable params"],
+        [[s["strategy"], _cell(s["best_val_accuracy"]), s["n_trials"], s["n_complete"],
+          _cell(s["best_train_seconds"]), s["best_trainable_params"] or ""]
+         for s in rec.per_strategy])]
+    columns = [c for c in TRIAL_COLUMNS if c != "total_params"]
+    extra = sorted({k for r in rows for k in r if k not in TRIAL_COLUMNS and k != "error"})
+    parts += ["<h2>All trials</h2>", _table(
+        columns + extra + ["error"],
+        [[_cell(r.get(c)) for c in columns + extra] + [r.get("error", "")] for r in rows])]
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+# -- best model --------------------------------------------------------------------------------
+
+
+def save_best_model(out: Path, trial: Any, result: Any, prep: Any, backbone: Any) -> None:
+    """Save the trial's trained tensors as ``best_model/`` and as an Optuna artifact of the
+    trial (the artifact id is stored on the trial as ``model_artifact``)."""
+    import optuna
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    from autotl.saved_model import WEIGHTS, save_model
+
+    if not result.best_state:
+        return
+    config = prep.config
+    manifest = {
+        "backbone": backbone.name,
+        "pretrained": config.pretrained,
+        "image_size": config.image_size,
+        "max_length": config.max_length if backbone.modality == "text" else None,
+        "modality": backbone.modality,
+        "strategy": result.plan.strategy,
+        "strategy_params": result.plan.strategy_params,
+        "head": result.plan.head,
+        "head_params": result.plan.head_params,
+        "class_names": list(prep.data.class_names),
+        "val_accuracy": result.val_accuracy,
+        "trial": trial.number,
+        "study": config.study,
+    }
+    folder = save_model(out / "best_model", result.best_state, manifest)
+    store_dir = out / "artifacts"
+    store_dir.mkdir(exist_ok=True)
+    try:
+        artifact_id = upload_artifact(study_or_trial=trial, file_path=str(folder / WEIGHTS),
+                                      artifact_store=FileSystemArtifactStore(str(store_dir)))
+        trial.set_user_attr("model_artifact", artifact_id)
+    except (OSError, optuna.exceptions.OptunaError) as exc:  # the copy in best_model/ remains
+        log.warning("could not store the model as an Optuna artifact: %s", exc)

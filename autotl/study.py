@@ -1,0 +1,347 @@
+"""The strategy search: an Optuna study over strategies, freeze depths, LoRA settings, heads and
+learning rates, built from the registries, resumable from its storage.
+
+Everything that can be wrong with the request (names, data, sizes, a study that belongs to
+another request) is checked before the backbone is built or a trial starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from autotl.config import SearchConfig
+from autotl.errors import ConfigError
+from autotl.plugins import Plugins, load_plugins
+from autotl.registry import BackboneSpec, HeadSpec, StrategySpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKBONES = {
+    "image": ("offline:efficientnet-lite0", "timm:resnet50"),
+    "text": ("offline:minilm-l6", "hf:sentence-transformers/all-MiniLM-L6-v2"),
+}
+KNOWN_GOOD_WEIGHT_DECAY = 1e-4
+_BACKBONES: dict[tuple[str, bool], Any] = {}  # pretrained weights, loaded once per process
+
+
+def search(data: str | SearchConfig | None = None, *, plugins: Plugins | None = None,
+           progress: bool | None = None, **settings: Any) -> Any:
+    """Run a strategy search and return its :class:`~autotl.recommendation.Recommendation`.
+
+    ``search("fashion-mnist", n_per_class=100, image_size=96, trials=12)`` takes the same
+    settings as ``autotl search`` (see :class:`autotl.SearchConfig`); a ``SearchConfig`` may be
+    passed instead.
+    """
+    if isinstance(data, SearchConfig):
+        config = data.replace(**settings) if settings else data
+    else:
+        config = SearchConfig.from_mapping({"data": data or "", **settings}, source="search()")
+    return run_search(config, plugins=plugins, progress=progress)
+
+
+@dataclass
+class Prepared:
+    """A validated request: resolved components, loaded data and splits."""
+
+    config: SearchConfig
+    data: Any
+    train: Any
+    val: Any
+    backbone_spec: BackboneSpec
+    strategies: dict[str, StrategySpec]
+    heads: dict[str, HeadSpec]
+    split_keys: dict[str, str]
+
+
+def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
+    """Resolve names and load data; raises before any model is built."""
+    from autotl.cache import activation_key
+    from autotl.data import load_data, prepare_splits
+
+    if not config.data:
+        raise ConfigError("no data given: pass a dataset name, folder or file; "
+                          "`autotl list datasets` shows the built-in ones.")
+    strategies = {n: plugins.strategies.get(n) for n in (config.strategies
+                                                          or plugins.strategies.names())}
+    heads = {n: plugins.heads.get(n) for n in (config.heads or plugins.heads.names())}
+    if not strategies:
+        raise ConfigError("no strategies are registered; is a plugin disabled? See "
+                          "`autotl plugins`.")
+    if not heads:
+        raise ConfigError("no heads are registered; see `autotl plugins`.")
+    data = load_data(config.data, plugins, text_column=config.text_column,
+                     label_column=config.label_column, image_column=config.image_column)
+    backbone_name = config.backbone or _default_backbone(data.modality, plugins)
+    spec = plugins.backbones.get(backbone_name)
+    if spec.modality != data.modality:
+        raise ConfigError(
+            f"backbone {spec.name!r} takes {spec.modality} input but {config.data!r} holds "
+            f"{data.modality}; pick a {data.modality} backbone (`autotl list backbones`)."
+        )
+    train, val = prepare_splits(data, n_per_class=config.n_per_class,
+                                val_fraction=config.val_fraction, seed=config.seed)
+    config = config.replace(backbone=spec.name, strategies=list(strategies),
+                            heads=list(heads))
+    split_keys = {
+        split: activation_key(data=data.fingerprint, split=split, seed=config.seed,
+                              n_per_class=config.n_per_class, val_fraction=config.val_fraction)
+        for split in ("train", "val")
+    }
+    return Prepared(config, data, train, val, spec, strategies, heads, split_keys)
+
+
+def _default_backbone(modality: str, plugins: Plugins) -> str:
+    preferred, fallback = DEFAULT_BACKBONES[modality]
+    return preferred if preferred in plugins.backbones.names() else fallback
+
+
+def load_backbone(spec: BackboneSpec, pretrained: bool) -> Any:
+    """The pretrained backbone, built once per process; trials copy it."""
+    key = (spec.name, pretrained)
+    if key not in _BACKBONES:
+        start = time.perf_counter()
+        _BACKBONES[key] = spec.build(pretrained)
+        log.info("loaded %s (%s) in %.1f s", spec.name,
+                 "pretrained" if pretrained else "random init", time.perf_counter() - start)
+    return _BACKBONES[key]
+
+
+def default_study_name(config: SearchConfig) -> str:
+    size = f"{config.n_per_class}pc" if config.n_per_class else "all"
+    raw = f"{Path(config.data).name or config.data}-{size}-{config.backbone}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw).strip("-")
+
+
+def run_search(config: SearchConfig, *, plugins: Plugins | None = None,
+               progress: bool | None = None) -> Any:
+    """Validate, build, optimise, and write the outputs; returns the Recommendation."""
+    import optuna
+
+    from autotl.cache import ActivationCache, cache_root
+    from autotl.recommendation import build_recommendation
+    from autotl.report import write_outputs
+    from autotl.training import Trainer, resolve_device
+
+    plugins = plugins or load_plugins()
+    prep = prepare(config, plugins)
+    config = prep.config
+    study_name = config.study or default_study_name(config)
+    out = Path(config.out) if config.out else Path("runs") / study_name
+    out.mkdir(parents=True, exist_ok=True)
+    storage = config.storage or f"sqlite:///{out.resolve() / 'study.db'}"
+    config = config.replace(study=study_name, out=out, storage=storage)
+    prep.config = config
+    device = resolve_device(config.device)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = plugins.pm.hook.autotl_create_sampler(config=config)
+    pruner = plugins.pm.hook.autotl_create_pruner(config=config)
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
+                                sampler=sampler, pruner=pruner, load_if_exists=True)
+    _check_or_record_identity(study, config, prep)
+
+    backbone = load_backbone(prep.backbone_spec, config.pretrained)
+    if config.image_size and backbone.modality == "image":
+        backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(
+            config.image_size))
+    if backbone.modality == "text" and config.max_length != backbone.preprocessing.max_length:
+        backbone = replace(backbone, preprocessing=replace(
+            backbone.preprocessing, max_length=config.max_length))
+    if "subset" in prep.strategies and backbone.n_groups < 2:
+        raise ConfigError(f"{backbone.name} has {backbone.n_groups} layer group; the subset "
+                          "strategy needs at least 2. Leave subset out of --strategies.")
+    cache = (ActivationCache(config.cache_dir or cache_root() / "activations",
+                             config.cache_max_bytes) if config.cache else None)
+    trainer = Trainer(backbone, prep.train, prep.val, num_classes=len(prep.data.class_names),
+                      config=config, strategies=prep.strategies, heads=prep.heads,
+                      split_keys=prep.split_keys, cache=cache, device=device)
+    enqueue_known_good(study, prep, backbone)
+    objective = Objective(trainer, prep, plugins, out, backbone)
+    log.info("study %s: %d train / %d val examples of %d classes, %s, %d steps per trial, "
+             "on %s; storage %s", study_name, len(prep.train), len(prep.val),
+             len(prep.data.class_names), backbone.name, trainer.steps, device, storage)
+    if config.trials < len(prep.strategies) and not study.get_trials(deepcopy=False):
+        log.warning("%d trials cannot measure all %d strategies (%s); every strategy gets a "
+                    "known-good trial first, so ask for at least %d.", config.trials,
+                    len(prep.strategies), ", ".join(prep.strategies), len(prep.strategies))
+    bar = _progress_bar(config, progress)
+    interrupted = False
+    try:
+        study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
+                       catch=(Exception,), callbacks=[bar.callback], gc_after_trial=True)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    recommendation = build_recommendation(study, prep, config, backbone, trainer,
+                                          cache_stats=cache.stats if cache else None)
+    write_outputs(recommendation, study, out)
+    if interrupted:
+        raise KeyboardInterrupt
+    return recommendation
+
+
+def _check_or_record_identity(study: Any, config: SearchConfig, prep: Prepared) -> None:
+    """A resumed study must be the same experiment; anything else would mix results."""
+    identity = {
+        "data": prep.data.name, "data_fingerprint": prep.data.fingerprint,
+        "backbone": config.backbone, "n_per_class": config.n_per_class,
+        "val_fraction": config.val_fraction, "seed": config.seed,
+        "image_size": config.image_size, "pretrained": config.pretrained,
+        "max_length": config.max_length, "augment": config.augment,
+        "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps],
+    }
+    stored = study.user_attrs.get("identity")
+    if stored is None:
+        study.set_user_attr("identity", identity)
+        study.set_user_attr("class_names", prep.data.class_names)
+        study.set_user_attr("modality", prep.data.modality)
+        return
+    diff = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
+    if diff:
+        detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise ConfigError(
+            f"study {study.study_name!r} in {config.storage} was run with other settings "
+            f"({detail}). Resume with the same settings, or pass another --study or --out."
+        )
+
+
+def suggest_plan(trial: Any, strategies: dict[str, StrategySpec], heads: dict[str, HeadSpec],
+                 backbone: Any) -> Any:
+    """Draw one point of the conditional space: strategy → its lr and own parameters; head →
+    its parameters; weight decay."""
+    from autotl.training import TrialPlan
+
+    name = trial.suggest_categorical("strategy", list(strategies))
+    spec = strategies[name]
+    lr = trial.suggest_float(f"{name}.lr", *spec.lr_range, log=True)
+    strategy_params = spec.suggest(trial, backbone)
+    head = trial.suggest_categorical("head", list(heads))
+    head_params = {**heads[head].default_params, **heads[head].suggest(trial)}
+    weight_decay = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
+    return TrialPlan(name, strategy_params, head, head_params, lr, weight_decay)
+
+
+def enqueue_known_good(study: Any, prep: Prepared, backbone: Any) -> None:
+    """Put each strategy's known-good configs first, so every strategy is measured before the
+    sampler takes over. Skipped for configs the study already holds (a resumed study)."""
+    head = "linear" if "linear" in prep.heads else next(iter(prep.heads))
+    head_params = {f"{head}.{k}": v for k, v in prep.heads[head].default_params.items()}
+    for name, spec in prep.strategies.items():
+        for known in spec.known_good(backbone):
+            params = {"strategy": name, "head": head, "weight_decay": KNOWN_GOOD_WEIGHT_DECAY,
+                      **head_params}
+            params.update({f"{name}.{k}": v for k, v in known.items()})
+            study.enqueue_trial(params, skip_if_exists=True)
+
+
+class Objective:
+    """Optuna objective: one trial of the Trainer, its measurements stored on the trial."""
+
+    def __init__(self, trainer: Any, prep: Prepared, plugins: Plugins, out: Path,
+                 backbone: Any) -> None:
+        self.trainer = trainer
+        self.prep = prep
+        self.plugins = plugins
+        self.out = out
+        self.backbone = backbone
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
+        from autotl.training import TrialResult
+
+        plan = suggest_plan(trial, self.prep.strategies, self.prep.heads, self.backbone)
+        seed = self.prep.config.seed + trial.number
+
+        def should_stop(accuracy: float, checkpoint: int) -> bool:
+            trial.report(accuracy, checkpoint)
+            return trial.should_prune()
+
+        try:
+            result = self.trainer.run(plan, seed=seed, should_stop=should_stop)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("error", error)
+            log.warning("trial %d (%s) failed: %s", trial.number, plan.strategy, error)
+            self._finished(TrialResult(plan=plan, state="failed", number=trial.number,
+                                       error=error))
+            raise
+        result.number = trial.number
+        for key in ("train_seconds", "wall_seconds", "trainable_params", "total_params",
+                    "steps", "frozen_depth", "cached_depth", "history"):
+            trial.set_user_attr(key, getattr(result, key))
+        self._finished(result)
+        if result.state == "pruned":
+            raise optuna.TrialPruned(f"pruned at checkpoint {len(result.history)}")
+        assert result.val_accuracy is not None
+        if self._is_best(trial, result):
+            from autotl.report import save_best_model
+
+            save_best_model(self.out, trial, result, self.prep, self.backbone)
+        return result.val_accuracy
+
+    def _is_best(self, trial: Any, result: Any) -> bool:
+        """Whether this trial beats every completed one, in the order the recommendation
+        uses, so best_model/ always holds the recommended trial."""
+        import optuna
+
+        from autotl.recommendation import rank_key
+
+        mine = rank_key(result.val_accuracy, result.train_seconds, result.trainable_params)
+        done = trial.study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+        return all(mine > rank_key(t.value if t.value is not None else -math.inf,
+                                   t.user_attrs.get("train_seconds", math.inf),
+                                   t.user_attrs.get("trainable_params", 0))
+                   for t in done if t.number != trial.number)
+
+    def _finished(self, result: Any) -> None:
+        self.plugins.call_each("autotl_trial_finished", result=result)
+
+
+class _ProgressBar:
+    """Trials done, best so far and time left; quiet when not attached to a terminal."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="trial", desc="search", disable=not enabled,
+                        dynamic_ncols=True)
+
+    def callback(self, study: Any, trial: Any) -> None:
+        import optuna
+
+        state = trial.state.name.lower()
+        strategy = trial.params.get("strategy", "?")
+        value = f"{trial.value:.3f}" if trial.value is not None else state
+        try:
+            best = study.best_trial
+            best_text = f"{best.value:.3f} {best.params.get('strategy')}"
+        except ValueError:
+            best_text = "-"
+        self.bar.set_postfix_str(f"best {best_text} | last {strategy} {value}")
+        self.bar.update(1)
+        seconds = trial.user_attrs.get("train_seconds")
+        took = f" in {seconds:.1f} s" if seconds is not None else ""
+        message = f"trial {trial.number}: {strategy} → {value}{took}"
+        if trial.state == optuna.trial.TrialState.FAIL:
+            message += f" ({trial.user_attrs.get('error', 'failed')})"
+        if self.bar.disable:
+            log.info(message)
+        else:
+            self.bar.write(message)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _progress_bar(config: SearchConfig, progress: bool | None) -> _ProgressBar:
+    enabled = sys.stderr.isatty() if progress is None else progress
+    return _ProgressBar(config.trials, enabled)

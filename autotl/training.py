@@ -1,0 +1,416 @@
+"""One trial: build → apply strategy → train for a step budget → evaluate at checkpoints.
+
+:class:`Trainer` holds what every trial of a study shares: the pretrained backbone (loaded once
+per process and copied per trial, never re-read from disk), the splits, the device and the
+activation cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from autotl.backbones import Backbone
+from autotl.cache import ActivationCache, activation_key
+from autotl.config import SearchConfig
+from autotl.data.splits import label_array
+from autotl.inputs import (
+    Tree,
+    batches_of_inputs,
+    input_bytes_estimate,
+    steps_budget,
+    tree_bytes,
+    tree_cat,
+    tree_len,
+    tree_map,
+    trim_padding,
+)
+from autotl.models import TransferModel
+from autotl.registry import HeadSpec, StrategySpec
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1  # bump when what is stored under a key changes meaning
+
+
+@dataclass
+class TrialPlan:
+    """What one trial trains: a strategy and its parameters, a head, and the optimizer."""
+
+    strategy: str
+    strategy_params: dict[str, Any]
+    head: str
+    head_params: dict[str, Any]
+    lr: float
+    weight_decay: float
+
+    def flat(self) -> dict[str, Any]:
+        """One flat dict for tables: ``strategy``, ``lr``, then the strategy's and head's own."""
+        out: dict[str, Any] = {"strategy": self.strategy, "lr": self.lr, "head": self.head,
+                               "weight_decay": self.weight_decay}
+        out.update(self.strategy_params)
+        out.update({f"{self.head}.{k}": v for k, v in self.head_params.items()})
+        return out
+
+
+@dataclass
+class TrialResult:
+    """What a trial measured. ``state`` is ``complete``, ``pruned`` or ``failed``."""
+
+    plan: TrialPlan
+    state: str = "complete"
+    number: int | None = None
+    val_accuracy: float | None = None
+    history: list[tuple[int, float]] = field(default_factory=list)
+    steps: int = 0
+    train_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    trainable_params: int = 0
+    total_params: int = 0
+    frozen_depth: int = 0
+    cached_depth: int | None = None
+    error: str | None = None
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA, else Apple MPS, else CPU; an explicit device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from autotl.errors import ConfigError
+
+        raise ConfigError("device='cuda' was asked for but torch sees no CUDA device; use "
+                          "--device auto or cpu.")
+    return torch.device(name)
+
+
+class Trainer:
+    """Runs trials of one study against shared, already prepared data."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        train: Any,
+        val: Any,
+        *,
+        num_classes: int,
+        config: SearchConfig,
+        strategies: dict[str, StrategySpec],
+        heads: dict[str, HeadSpec],
+        split_keys: dict[str, str],
+        cache: ActivationCache | None,
+        device: torch.device,
+    ) -> None:
+        self.base = backbone
+        self.base.module.to(device).eval()
+        self.train_split = train
+        self.val_split = val
+        self.num_classes = num_classes
+        self.config = config
+        self.strategies = strategies
+        self.heads = heads
+        self.split_keys = split_keys
+        self.cache = cache
+        self.device = device
+        self.labels = {"train": torch.from_numpy(label_array(train)).long(),
+                       "val": torch.from_numpy(label_array(val)).long()}
+        self.steps = steps_budget(len(train), config.batch_size, config.epochs,
+                                  config.min_steps, config.max_steps)
+        self._stages_ok: bool | None = None
+
+    # -- one trial -----------------------------------------------------------------------------
+
+    def run(self, plan: TrialPlan, *, seed: int,
+            should_stop: Callable[[float, int], bool] | None = None) -> TrialResult:
+        """Train ``plan``; ``should_stop(accuracy, checkpoint)`` is asked at each checkpoint
+        (the pruner), and a ``True`` ends the trial as ``pruned``."""
+        wall_start = time.perf_counter()
+        torch.manual_seed(seed)
+        strategy = self.strategies[plan.strategy]
+        head_spec = self.heads[plan.head]
+        backbone = self.base.copy()
+        head = head_spec.build(backbone.feature_dim, self.num_classes, plan.head_params)
+        model = TransferModel(backbone, head)
+        strategy.apply(model, plan.strategy_params)
+        depth = min(max(int(strategy.frozen_depth(plan.strategy_params, self.base)), 0),
+                    self.base.n_groups)
+        counts = model.count_parameters()
+        result = TrialResult(plan=plan, frozen_depth=depth, steps=self.steps,
+                             trainable_params=counts["trainable"], total_params=counts["total"])
+        if counts["trainable"] == 0:
+            raise ValueError(f"strategy {plan.strategy!r} left nothing to train")
+
+        cached = self._activations(depth) if self._cacheable() else None
+        activation_seconds = 0.0
+        if cached is not None:
+            (train_acts, val_acts, result.cached_depth, activation_seconds) = cached
+        model.to(self.device)
+        if self.base.is_cnn:
+            model.to(memory_format=torch.channels_last)
+        forward = self._forward_fn(model, result.cached_depth)
+
+        loop_start = time.perf_counter()
+        self._train(model, plan, result, forward, seed,
+                    train_acts if cached else None, val_acts if cached else None, should_stop)
+        result.train_seconds = time.perf_counter() - loop_start + activation_seconds
+        result.wall_seconds = time.perf_counter() - wall_start
+        return result
+
+    def _train(self, model: TransferModel, plan: TrialPlan, result: TrialResult,
+               forward: Callable[[Tree], torch.Tensor], seed: int, train_acts: Tree | None,
+               val_acts: Tree | None,
+               should_stop: Callable[[float, int], bool] | None) -> None:
+        from timm.optim import create_optimizer_v2
+
+        optimizer = create_optimizer_v2(model, opt="adamw", lr=plan.lr,
+                                        weight_decay=plan.weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=plan.lr, total_steps=self.steps, pct_start=0.1,
+        )
+        checkpoints = sorted({math.ceil(self.steps * i / self.config.eval_points)
+                              for i in range(1, self.config.eval_points + 1)})
+        batches = self._train_batches(train_acts, seed)
+        model.train()
+        best = -1.0
+        for step in range(1, self.steps + 1):
+            inputs, labels = next(batches)
+            with self._autocast():
+                loss = nn.functional.cross_entropy(forward(inputs), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at step {step} (lr={plan.lr:.2g} is likely too "
+                    "high for this strategy)"
+                )
+            if step in checkpoints:
+                accuracy = self.evaluate(model, result.cached_depth, val_acts)
+                index = checkpoints.index(step)
+                result.history.append((step, accuracy))
+                if accuracy > best:
+                    best = accuracy
+                    result.best_state = _trained_state(model)
+                result.val_accuracy = best
+                if should_stop is not None and index < len(checkpoints) - 1 \
+                        and should_stop(accuracy, index):
+                    result.state = "pruned"
+                    return
+                model.train()
+
+    @torch.inference_mode()
+    def evaluate(self, model: TransferModel, depth: int | None, val_acts: Tree | None) -> float:
+        """Validation accuracy. Adapters are merged into a copy first, so evaluating a LoRA
+        model costs what the plain model costs (merging in place would perturb the frozen
+        weights by rounding on every unmerge)."""
+        if any(_is_adapter(m) for m in model.modules()):
+            model = copy.deepcopy(model)
+            for module in model.modules():
+                if _is_adapter(module):
+                    module.merge()
+        forward = self._forward_fn(model, depth)
+        model.eval()
+        correct = 0
+        for inputs, labels in self._eval_batches(val_acts):
+            with self._autocast():
+                logits = forward(inputs)
+            correct += int((logits.argmax(-1) == labels).sum())
+        return correct / len(self.val_split)
+
+    # -- batches -------------------------------------------------------------------------------
+
+    def _to_device(self, tree: Tree) -> Tree:
+        def move(t: torch.Tensor) -> torch.Tensor:
+            t = t.to(self.device, non_blocking=True)
+            if self.base.is_cnn and t.dim() == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+            return t
+
+        return tree_map(move, trim_padding(tree))
+
+    def _train_batches(self, acts: Tree | None, seed: int) -> Iterator[tuple[Tree, torch.Tensor]]:
+        labels = self.labels["train"]
+        n = len(labels)
+        size = min(self.config.batch_size, n)
+        generator = torch.Generator().manual_seed(seed)
+        while True:
+            order = torch.randperm(n, generator=generator)
+            chunks = [order[i:i + size] for i in range(0, n - size + 1, size)]
+            if acts is not None:
+                for idx in chunks:
+                    yield (self._to_device(tree_map(lambda t, i=idx: t[i], acts)),
+                           labels[idx].to(self.device))
+                continue
+            stream = batches_of_inputs(
+                self.train_split, self.base, batch_size=size, order=torch.cat(chunks),
+                train=True, augment=self.config.augment, num_workers=self.config.num_workers,
+            )
+            for idx, batch in zip(chunks, stream, strict=False):
+                yield self._to_device(batch), labels[idx].to(self.device)
+
+    def _eval_batches(self, acts: Tree | None) -> Iterator[tuple[Tree, torch.Tensor]]:
+        labels = self.labels["val"]
+        size = max(self.config.batch_size, 64)
+        if acts is not None:
+            for start in range(0, len(labels), size):
+                sl = slice(start, start + size)
+                yield (self._to_device(tree_map(lambda t, s=sl: t[s], acts)),
+                       labels[sl].to(self.device))
+            return
+        stream = batches_of_inputs(self.val_split, self.base, batch_size=size,
+                                   num_workers=self.config.num_workers)
+        for start, batch in zip(range(0, len(labels), size), stream, strict=False):
+            yield self._to_device(batch), labels[start:start + size].to(self.device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # -- activation cache ----------------------------------------------------------------------
+
+    def _cacheable(self) -> bool:
+        return self.cache is not None and self.config.cache and not self.config.augment
+
+    def _forward_fn(self, model: TransferModel,
+                    depth: int | None) -> Callable[[Tree], torch.Tensor]:
+        """The trial's forward pass from activations at ``depth`` (``None``/0: from inputs)."""
+        n_groups = self.base.n_groups
+        if not depth:
+            return model
+        if depth >= n_groups:
+            return model.head
+        stages = self.base.stages(model.backbone)
+        assert stages is not None  # depth was only chosen because the split exists
+
+        def forward(h: Tree) -> torch.Tensor:
+            for stage in stages[depth:]:
+                h = stage(h)
+            return model.head(h)
+
+        return forward
+
+    def _activations(self, depth: int) -> tuple[Tree, Tree, int, float] | None:
+        """Cached activations at ``depth`` for train and val, the depth actually used (a
+        partial depth falls back to the inputs when the backbone has no verified split), and
+        the seconds they cost to compute."""
+        if 0 < depth < self.base.n_groups and not self._stages_verified():
+            depth = 0
+        trees, seconds = [], 0.0
+        for split in ("train", "val"):
+            fetched = self._fetch(split, depth)
+            if fetched is None:
+                return None
+            trees.append(fetched[0])
+            seconds += fetched[1]
+            if depth > 0:  # the inputs they were computed from are part of their cost
+                inputs = self._fetch(split, 0)
+                seconds += inputs[1] if inputs else 0.0
+        return trees[0], trees[1], depth, seconds
+
+    def _fetch(self, split: str, depth: int) -> tuple[Tree, float] | None:
+        assert self.cache is not None
+        key = activation_key(
+            weights=self.base.weights_id, depth=depth, data=self.split_keys[split],
+            preprocessing=self.base.preprocessing.fingerprint(), format=CACHE_FORMAT,
+        )
+        what = f"{split} inputs" if depth == 0 else f"{split} activations at depth {depth}"
+        return self.cache.fetch(key, lambda budget: self._compute(split, depth, budget), what)
+
+    def _compute(self, split: str, depth: int, budget: int) -> tuple[Tree, float] | None:
+        data = self.train_split if split == "train" else self.val_split
+        if depth == 0:
+            if input_bytes_estimate(data, self.base) > budget:
+                return None
+            start = time.perf_counter()
+            batches = list(batches_of_inputs(data, self.base, batch_size=256, uniform=True,
+                                             num_workers=self.config.num_workers))
+            return tree_cat(batches), time.perf_counter() - start
+        inputs = self._fetch(split, 0)
+        start = time.perf_counter()
+        source = [inputs[0]] if inputs is not None else batches_of_inputs(
+            data, self.base, batch_size=256, uniform=True, num_workers=self.config.num_workers)
+        outputs: list[Tree] = []
+        done = 0
+        for chunk in source:
+            for lo in range(0, tree_len(chunk), 256):
+                batch = tree_map(lambda t, s=slice(lo, lo + 256): t[s], chunk)
+                outputs.append(self._prefix(batch, depth))
+                done += tree_len(batch)
+                if tree_bytes(outputs[0]) * len(data) / tree_len(outputs[0]) > budget:
+                    return None
+        return tree_cat(outputs), time.perf_counter() - start
+
+    @torch.no_grad()
+    def _prefix(self, batch: Tree, depth: int) -> Tree:
+        """The frozen part, in eval mode and full precision, moved back to the CPU."""
+        module = self.base.module
+        inputs = tree_map(lambda t: t.to(self.device), batch)
+        if depth >= self.base.n_groups:
+            out = module(**inputs) if isinstance(inputs, dict) else module(inputs)
+        else:
+            stages = self.base.stages()
+            assert stages is not None
+            out = inputs
+            for stage in stages[:depth]:
+                out = stage(out)
+        return tree_map(lambda t: t.float().cpu() if t.is_floating_point() else t.cpu(), out)
+
+    def _stages_verified(self) -> bool:
+        """Whether the backbone's stage split reproduces its own output (checked once on a few
+        real examples, so a wrong split can never make the cache inexact)."""
+        if self._stages_ok is None:
+            stages = self.base.stages()
+            self._stages_ok = False
+            if stages is not None:
+                sample = self.val_split.select(range(min(4, len(self.val_split))))
+                batch = next(iter(batches_of_inputs(sample, self.base, batch_size=4)))
+                with torch.no_grad():
+                    inputs = tree_map(lambda t: t.to(self.device), batch)
+                    whole = (self.base.module(**inputs) if isinstance(inputs, dict)
+                             else self.base.module(inputs))
+                    staged = inputs
+                    for stage in stages:
+                        staged = stage(staged)
+                scale = whole.abs().max().item() + 1e-6
+                self._stages_ok = (staged - whole).abs().max().item() <= 1e-4 * scale
+            if not self._stages_ok:
+                log.info("activation cache: %s has no verified layer split; partial freezes "
+                         "reuse cached inputs only", self.base.name)
+        return self._stages_ok
+
+
+def _is_adapter(module: nn.Module) -> bool:
+    """A PEFT adapter layer (duck-typed: PEFT is imported only by strategies that use it)."""
+    return callable(getattr(module, "merge", None)) and hasattr(module, "merged") \
+        and hasattr(module, "base_layer")
+
+
+def _trained_state(model: TransferModel) -> dict[str, torch.Tensor]:
+    """What a trial changed: trainable parameters and the buffers of modules that trained."""
+    frozen = {id(m) for fm in model.frozen_modules() for m in fm.modules()}
+    persistent = set(model.state_dict())  # skips buffers that are rebuilt, not saved
+    state = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+    for module_name, module in model.named_modules():
+        if id(module) in frozen:
+            continue
+        for buffer_name, buffer in module.named_buffers(recurse=False):
+            key = f"{module_name}.{buffer_name}" if module_name else buffer_name
+            if key in persistent:
+                state[key] = buffer.detach().cpu().clone()
+    return state

@@ -1,0 +1,1 @@
+"""Extra autotl strategies, shipped as a separate plugin distribution."""

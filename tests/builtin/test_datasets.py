@@ -1,0 +1,181 @@
+"""The built-in datasets plugin: real offline data (integration tests), its cache, and hf:."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotl.builtin import datasets as builtin
+from autotl.data import load_data, prepare_splits
+from autotl.errors import DataError
+from autotl.plugins import load_plugins
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not (builtin.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+    reason="Debian package dataset-fashion-mnist is not installed")
+needs_fortunes = pytest.mark.skipif(not builtin.FORTUNES_DIR.is_dir(),
+                                    reason="Debian package fortunes is not installed")
+
+
+@pytest.fixture(scope="module")
+def plugins():
+    return load_plugins(entry_points=False)
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path_factory, monkeypatch):
+    """One temporary cache for the real data, so it is converted once per run."""
+    path = tmp_path_factory.getbasetemp() / "autotl-cache"
+    monkeypatch.setenv("AUTOTL_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty cache of this test's own (for tests that swap the sources)."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("AUTOTL_CACHE_DIR", str(path))
+    return path
+
+
+def test_listing_datasets_imports_neither_torch_nor_datasets():
+    code = ("import sys; from autotl.plugins import load_plugins; p = load_plugins(); "
+            "names = p.datasets.names(); ns = [n.prefix for n in p.datasets.namespaces]; "
+            "print(names, ns, 'torch' in sys.modules, 'datasets' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['digits', 'fashion-mnist', 'fortunes'] ['hf'] False False"
+
+
+def test_digits(plugins):
+    data = load_data("digits", plugins)
+    assert data.modality == "image"
+    assert len(data.train) == 1797 and data.test is None
+    assert data.class_names == [str(d) for d in range(10)]
+    image = data.train[0]["image"]
+    assert (image.mode, image.size) == ("L", (8, 8))
+    pixels = np.stack([np.asarray(data.train[i]["image"]) for i in range(20)])
+    assert pixels.dtype == np.uint8 and pixels.max() == 255  # 0..16 scaled to 0..255
+
+
+@needs_fortunes
+def test_fortunes(plugins):
+    data = load_data("fortunes", plugins)
+    assert data.modality == "text"
+    assert len(data.class_names) >= 40
+    assert {"computers", "politics", "science", "food"} <= set(data.class_names)
+    assert not any(n.endswith((".dat", ".u8")) for n in data.class_names)
+    assert 14_000 < len(data.train) < 17_000
+    texts = data.train["text"]
+    assert all(t.strip() and t.strip() != "%" for t in texts)
+    counts = Counter(data.train["label"])
+    assert counts[data.class_names.index("computers")] > 1000
+
+
+def test_split_fortunes():
+    text = "first\n  line two\n%\n%\n\n%\nsecond\n%  \nthird"
+    assert builtin.split_fortunes(text) == ["first\n  line two", "second", "third"]
+
+
+@needs_fashion_mnist
+def test_fashion_mnist_loads_once_and_then_from_the_cache(plugins, cache_dir):
+    start = time.perf_counter()
+    first = load_data("fashion-mnist", plugins)
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    again = load_data("fashion-mnist", plugins)
+    reused = time.perf_counter() - start
+    assert (cache_dir / "datasets" / f"fashion-mnist-{builtin.VERSIONS['fashion-mnist']}").is_dir()
+    assert reused < 2.0 and reused < built / 3, (built, reused)
+    assert again.fingerprint == first.fingerprint
+    assert (len(again.train), len(again.test)) == (60_000, 10_000)
+    assert again.class_names[0] == "T-shirt/top" and len(again.class_names) == 10
+    assert set(Counter(again.test["label"]).values()) == {1000}
+    image = again.train[0]["image"]
+    assert (image.mode, image.size) == ("L", (28, 28))
+    train, val = prepare_splits(again, n_per_class=5, val_fraction=0.2, seed=0)
+    assert (len(train), len(val)) == (50, 1000)
+
+
+def test_missing_fashion_mnist_says_how_to_install(plugins, monkeypatch, tmp_path, fresh_cache):
+    monkeypatch.setattr(builtin, "FASHION_MNIST_DIR", tmp_path / "absent")
+    with pytest.raises(DataError, match=r"sudo apt-get install dataset-fashion-mnist.*make setup"):
+        load_data("fashion-mnist", plugins)
+
+
+def test_corrupt_fashion_mnist_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(builtin, "FASHION_MNIST_DIR", tmp_path)
+    for name in builtin.FASHION_MNIST_FILES["train"] + builtin.FASHION_MNIST_FILES["test"]:
+        with gzip.open(tmp_path / name, "wb") as f:
+            f.write(b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") * 3 + b"\x00" * 5)
+    with pytest.raises(DataError, match="is truncated: its header promises"):
+        builtin.load_fashion_mnist()
+
+
+def write_fortunes(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_fortune_files_skip_indexes_links_and_folders(plugins, monkeypatch, tmp_path, fresh_cache):
+    folder = write_fortunes(tmp_path / "fortunes", {
+        "cats": "meow\n%\npurr\n%\n", "dogs": "woof\n%\n\n%\nbark", "cats.dat": "index"})
+    (folder / "cats.u8").symlink_to(folder / "cats")
+    (folder / "off").mkdir()
+    (folder / "alias").symlink_to(folder / "dogs")
+    monkeypatch.setattr(builtin, "FORTUNES_DIR", folder)
+    data = load_data("fortunes", plugins)
+    assert data.class_names == ["cats", "dogs"]
+    assert list(data.train["text"]) == ["meow", "purr", "woof", "bark"]
+
+
+def test_changed_sources_rebuild_the_cache_and_change_the_fingerprint(plugins, monkeypatch,
+                                                                      tmp_path, fresh_cache):
+    folder = write_fortunes(tmp_path / "fortunes", {"a": "1\n%\n2", "b": "3\n%\n4"})
+    monkeypatch.setattr(builtin, "FORTUNES_DIR", folder)
+    first = load_data("fortunes", plugins)
+    assert load_data("fortunes", plugins).fingerprint == first.fingerprint
+    write_fortunes(folder, {"b": "3\n%\n4\n%\n5"})
+    changed = load_data("fortunes", plugins)
+    assert len(changed.train) == 5
+    assert changed.fingerprint != first.fingerprint
+
+
+def test_cache_is_used_when_the_sources_are_gone(plugins, monkeypatch, tmp_path, fresh_cache):
+    folder = write_fortunes(tmp_path / "fortunes", {"a": "1\n%\n2", "b": "3\n%\n4"})
+    monkeypatch.setattr(builtin, "FORTUNES_DIR", folder)
+    first = load_data("fortunes", plugins)
+    monkeypatch.setattr(builtin, "FORTUNES_DIR", tmp_path / "uninstalled")
+    assert load_data("fortunes", plugins).fingerprint == first.fingerprint
+
+
+def test_missing_fortunes_says_how_to_install(plugins, monkeypatch, tmp_path, fresh_cache):
+    monkeypatch.setattr(builtin, "FORTUNES_DIR", tmp_path / "absent")
+    with pytest.raises(DataError, match=r"apt-get install fortunes"):
+        load_data("fortunes", plugins)
+
+
+def test_hub_dataset_offline_is_a_clear_error(plugins, monkeypatch):
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Both libraries read the variables at import time, which happened before this test.
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert "hf:someone/nothing-here" in plugins.datasets
+    with pytest.raises(DataError) as info:
+        load_data("hf:someone/nothing-here", plugins)
+    message = str(info.value)
+    assert "'someone/nothing-here'" in message and "unreachable" in message
+    assert "save_to_disk" in message

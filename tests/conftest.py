@@ -1,0 +1,20 @@
+"""Test-wide settings: no network, a private cache, deterministic CPU threads."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One cache for the whole session: converted weights and datasets are built once per run, and
+# a developer's own ~/.cache/autotl is never touched.
+os.environ["AUTOTL_CACHE_DIR"] = os.environ.get(
+    "AUTOTL_TEST_CACHE_DIR", tempfile.mkdtemp(prefix="autotl-test-cache-")
+)
+
+# tests/plugins holds plugin modules that tests register by hand.
+sys.path.insert(0, str(Path(__file__).parent / "plugins"))

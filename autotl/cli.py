@@ -78,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "predict", help="classify images or texts with a search's best model",
+        description="Load the best model a search saved (RUN is its --out folder) and print "
+        "the most likely classes for each input: image files for image models; for text "
+        "models, each argument is a text, or a file with one text per line.",
+    )
+    p.add_argument("run", metavar="RUN", help="a search's output folder (or its best_model/)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, texts or text files")
+    p.add_argument("--top-k", type=int, default=1, help="classes to show per input (default 1)")
+    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
@@ -188,6 +200,47 @@ def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
     config = config_from_args(args)
     recommendation = run_search(config, plugins=plugins)
     print(recommendation.summary())
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, plugins: Plugins) -> int:
+    from pathlib import Path
+
+    from autotl.saved_model import load_model
+
+    if args.top_k < 1:
+        raise AutoTLError(f"--top-k must be at least 1, but got {args.top_k}.")
+    loaded = load_model(args.run, plugins=plugins)
+    names, items = [], []
+    if loaded.backbone.modality == "image":
+        from PIL import Image, UnidentifiedImageError
+
+        for raw in args.inputs:
+            try:
+                with Image.open(raw) as image:
+                    items.append(image.convert("RGB"))
+            except (OSError, UnidentifiedImageError) as exc:
+                raise AutoTLError(f"cannot read image {raw!r}: {exc}") from exc
+            names.append(raw)
+    else:
+        for raw in args.inputs:
+            path = Path(raw)
+            lines = path.read_text().splitlines() if path.is_file() else [raw]
+            for i, line in enumerate(lines):
+                if line.strip():
+                    names.append(f"{raw}:{i + 1}" if path.is_file() else raw)
+                    items.append(line)
+    probs = loaded.predict_proba(items)
+    k = min(args.top_k, probs.shape[1])
+    top = probs.topk(k, dim=-1)
+    for name, values, indices in zip(names, top.values.tolist(), top.indices.tolist(),
+                                     strict=True):
+        ranked = [(loaded.class_names[i], v) for i, v in zip(indices, values, strict=True)]
+        if args.json:
+            print(json.dumps({"input": name, "predictions": [
+                {"class": c, "probability": round(v, 6)} for c, v in ranked]}))
+        else:
+            print(f"{name}\t" + "  ".join(f"{c} ({v:.2f})" for c, v in ranked))
     return 0
 
 

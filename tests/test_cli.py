@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autotl.cli import main
+
+TINY = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--n-per-class", "6",
+        "--min-steps", "4", "--max-steps", "4", "--eval-points", "1", "--image-size", "32",
+        "--strategies", "head-only,full"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "autotl", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_python_m_autotl_lists_the_four_strategies() -> None:
+    out = _run("list", "strategies")
+    assert out.returncode == 0, out.stderr
+    names = {line.split()[0] for line in out.stdout.splitlines()}
+    assert {"full", "subset", "head-only", "lora"} <= names
+
+
+@pytest.mark.parametrize("argv", [["list", "strategies"], ["list", "backbones"], ["plugins"],
+                                  ["list", "datasets", "--json"]])
+def test_listing_commands_do_not_import_torch(argv: list[str]) -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        from autotl.cli import main
+        code = main({argv!r})
+        heavy = [m for m in ("torch", "timm", "transformers", "datasets") if m in sys.modules]
+        print("HEAVY", heavy, code)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert "HEAVY [] 0" in out.stdout
+
+
+def test_list_shows_how_open_namespaces_form_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "backbones"]) == 0
+    text = capsys.readouterr().out
+    assert "timm:<name>" in text and "any timm architecture" in text
+    assert "hf:<name>" in text
+
+
+def test_list_json_and_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "strategies", "head*", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [n["name"] for n in data["names"]] == ["head-only"]
+
+
+def test_plugins_command_shows_versions_and_registrations(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    by_name = {p["name"]: p for p in data["plugins"]}
+    assert by_name["autotl.strategies"]["registered"]["strategy"] == [
+        "full", "head-only", "lora", "subset"]
+    assert by_name["extra-strategies"]["version"] == "0.1.0"
+
+
+def test_search_help_teaches_every_setting() -> None:
+    out = _run("search", "--help")
+    assert out.returncode == 0
+    for flag in ("--n-per-class", "--strategies", "--storage", "--timeout", "--config",
+                 "--device", "--image-size", "--no-cache"):
+        assert flag in out.stdout
+    assert "examples:" in out.stdout
+
+
+def test_errors_are_one_line_without_traceback() -> None:
+    out = _run("search", "fashion-mnist", "--strategies", "ful", "--trials", "1")
+    assert out.returncode == 2
+    assert out.stderr.startswith("autotl: error: unknown strategy 'ful'")
+    assert "Traceback" not in out.stderr
+    missing = _run("search", "/no/such/folder")
+    assert missing.returncode == 2 and "/no/such/folder" in missing.stderr
+
+
+def test_search_without_data_explains(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search"]) == 2
+    assert "no data given" in capsys.readouterr().err
+
+
+def test_search_then_predict_from_the_command_line(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    config = tmp_path / "search.toml"
+    config.write_text(f'data = "digits"\ntrials = 2\nout = "{out}"\nseed = 3\n')
+    assert main(["search", "--config", str(config), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "For digits at 6 examples per class" in printed
+    data = json.loads((out / "recommendation.json").read_text())
+    assert data["n_trials"] == 2 and data["dataset"]["n_per_class"] == 6
+
+    from PIL import Image
+    image = tmp_path / "eight.png"
+    Image.new("L", (8, 8), color=200).save(image)
+    assert main(["predict", str(out), str(image), "--top-k", "3", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["input"] == str(image) and len(line["predictions"]) == 3
+    assert {p["class"] for p in line["predictions"]} <= {str(d) for d in range(10)}
+
+
+def test_bad_toml_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('data = "digits"\ntrails = 3\n')
+    assert main(["search", "--config", str(config)]) == 2
+    assert "'trails' (did you mean 'trials'?)" in capsys.readouterr().err

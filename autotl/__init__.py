@@ -29,12 +29,14 @@ from autotl.registry import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from autotl.prior import recommend
     from autotl.saved_model import load_model
     from autotl.study import search
 
 __version__ = "0.1.0"
 
-_LAZY = {"search": "autotl.study", "load_model": "autotl.saved_model"}
+_LAZY = {"search": "autotl.study", "load_model": "autotl.saved_model",
+         "recommend": "autotl.prior"}
 
 
 def __getattr__(name: str) -> Any:
@@ -64,5 +66,6 @@ __all__ = [
     "hookimpl",
     "load_model",
     "load_plugins",
+    "recommend",
     "search",
 ]

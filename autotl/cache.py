@@ -10,11 +10,13 @@ least-recently-used eviction. Depth 0 holds the preprocessed inputs themselves.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
@@ -98,6 +100,7 @@ class ActivationCache:
     def _get(self, key: str) -> tuple[Any, float] | None:
         if key in self._memory:
             self._memory.move_to_end(key)
+            self._touch(key)  # or disk eviction would take it as unused since it was read
             return self._memory[key]
         if self.directory is None:
             return None
@@ -108,13 +111,24 @@ class ActivationCache:
         try:
             meta = json.loads(meta_path.read_text())
             tree = _load_tree(entry, meta["structure"], mmap=meta["bytes"] >= _MMAP_FROM_BYTES)
-        except (OSError, ValueError, KeyError) as exc:  # a damaged entry is recomputed
+        # a damaged entry is recomputed (np.load raises EOFError on an empty file)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
             log.warning("activation cache: dropping unreadable entry %s (%s)", entry, exc)
             shutil.rmtree(entry, ignore_errors=True)
             return None
-        os.utime(meta_path)  # mtime is the LRU clock on disk
+        self._touch(key)
         self._remember(key, tree, float(meta["compute_seconds"]))
         return tree, float(meta["compute_seconds"])
+
+    def _touch(self, key: str) -> None:
+        """Mark an entry used now: the mtime of its ``meta.json`` is the LRU clock on disk,
+        set to the nanosecond (the file system's own clock may tick only every few ms, which
+        would tie entries written in a row)."""
+        if self.directory is None:
+            return
+        now = time.time_ns()
+        with contextlib.suppress(OSError):  # evicted by another process meanwhile
+            os.utime(self.directory / key / "meta.json", ns=(now, now))
 
     def _remember(self, key: str, tree: Any, seconds: float) -> None:
         from autotl.inputs import tree_bytes
@@ -130,37 +144,39 @@ class ActivationCache:
         self._remember(key, tree, seconds)
         if self.directory is None:
             return
-        from autotl.inputs import tree_bytes
-
-        size = tree_bytes(tree)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._evict(room_for=size)
         tmp = self.directory / f".{key}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         structure = _save_tree(tmp, tree)
-        meta = {"structure": structure, "bytes": size, "compute_seconds": seconds}
-        (tmp / "meta.json").write_text(json.dumps(meta))
+        # the bound is on what lands on disk, .npy headers included, not on tree_bytes
+        size = sum(f.stat().st_size for f in tmp.glob("*.npy"))
         final = self.directory / key
-        if final.exists():  # another process stored it meanwhile
+        if size > self.max_bytes or final.exists():  # too big to keep; or stored meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
             return
+        self._evict(room_for=size)
+        meta = {"structure": structure, "bytes": size, "compute_seconds": seconds}
+        (tmp / "meta.json").write_text(json.dumps(meta))
         os.replace(tmp, final)
+        self._touch(key)
 
     def _evict(self, room_for: int) -> None:
-        """Delete least recently used entries until ``room_for`` more bytes fit the budget."""
+        """Delete least recently used entries until ``room_for`` more bytes fit the budget
+        (an entry without its ``meta.json`` is damaged and goes first)."""
         entries = []
         for entry in self.directory.iterdir() if self.directory else []:
-            meta_path = entry / "meta.json"
-            if entry.name.startswith(".") or not meta_path.is_file():
+            if entry.name.startswith(".") or not entry.is_dir():
                 continue
             try:
-                size = int(json.loads(meta_path.read_text())["bytes"])
-            except (OSError, ValueError, KeyError):
-                size = 0
-            entries.append((meta_path.stat().st_mtime, size, entry))
-        total = sum(size for _, size, _ in entries)
-        for _, size, entry in sorted(entries):
+                size = sum(f.stat().st_size for f in entry.glob("*.npy"))
+                meta_path = entry / "meta.json"
+                clock = meta_path.stat().st_mtime_ns if meta_path.is_file() else -1
+            except OSError:  # removed by another process meanwhile
+                continue
+            entries.append((clock, entry.name, size, entry))
+        total = sum(size for _, _, size, _ in entries)
+        for _, _, size, entry in sorted(entries):
             if total + room_for <= self.max_bytes:
                 break
             shutil.rmtree(entry, ignore_errors=True)

@@ -80,6 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
+        "recommend", help="rank strategies from past results, without training",
+        description="Answer from the prior (past studies and leaderboards) which strategies "
+        "and configs should win for a problem like yours, by nearness in modality, examples "
+        "per class, classes, backbone size and — when DATA is given — LogME, a cheap score of "
+        "how well the frozen backbone's features fit your labels. Nothing is trained.",
+        epilog="examples:\n  autotl recommend --modality image --n-per-class 20 --n-classes 10"
+        "\n  autotl recommend ./my_images --backbone offline:efficientnet-lite0 --image-size 64",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data", nargs="?", help="optional data (as for `autotl search`): infers "
+                   "modality, classes and size, and adds LogME")
+    p.add_argument("--modality", choices=["image", "text"], help="image or text")
+    p.add_argument("--n-per-class", type=float, help="training examples per class")
+    p.add_argument("--n-classes", type=int, help="number of classes")
+    p.add_argument("--backbone", help="the backbone you will use (`autotl list backbones`)")
+    p.add_argument("--image-size", type=int, help="image size for LogME features (with DATA)")
+    p.add_argument("--prior", default="default",
+                   help="'default' (shipped) or a prior JSON file (format: autotl.prior)")
+    p.add_argument("--top", type=int, default=None, help="show only the best N")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
         "predict", help="classify images or texts with a search's best model",
         description="Load the best model a search saved (RUN is its --out folder) and print "
         "the most likely classes for each input: image files for image models; for text "
@@ -198,8 +221,61 @@ def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
     from autotl.study import run_search
 
     config = config_from_args(args)
+    if config.sizes:
+        from autotl.size_map import parse_sizes, search_sizes, size_map_markdown
+
+        size_map = search_sizes(config.replace(sizes=None), parse_sizes(config.sizes),
+                                plugins=plugins, seeds=config.seeds)
+        print(size_map_markdown(size_map))
+        print(f"size map written to {size_map.out}/size_map.json, size_map.png, report.html")
+        return 0
     recommendation = run_search(config, plugins=plugins)
     print(recommendation.summary())
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace, plugins: Plugins) -> int:
+    from autotl.prior import recommend
+
+    query: dict[str, Any] = {"modality": args.modality, "n_per_class": args.n_per_class,
+                             "n_classes": args.n_classes, "backbone": args.backbone}
+    if args.data:
+        from autotl.study import describe_problem
+
+        settings = {"data": args.data, "backbone": args.backbone, "prior": "none",
+                    "image_size": args.image_size}
+        if args.n_per_class:
+            settings["n_per_class"] = int(args.n_per_class)
+        described = describe_problem(SearchConfig.from_mapping(
+            {k: v for k, v in settings.items() if v is not None}), plugins)
+        query.update({k: v for k, v in described.items() if query.get(k) is None})
+    missing = [f"--{k.replace('_', '-')}" for k in ("modality", "n_per_class", "n_classes")
+               if query.get(k) is None]
+    if missing:
+        raise AutoTLError(f"recommend needs {', '.join(missing)} (or DATA to infer them).")
+    suggestions = recommend(query["modality"], query["n_per_class"], query["n_classes"],
+                            backbone=query.get("backbone"),
+                            backbone_params=query.get("backbone_params"),
+                            logme=query.get("logme"), prior=args.prior, top=args.top)
+    if args.json:
+        print(json.dumps({"query": {k: v for k, v in query.items() if k != "strategies"},
+                          "suggestions": [s.to_dict() for s in suggestions]}, indent=2))
+        return 0
+    described = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                          for k, v in query.items() if v is not None and k != "strategies")
+    print(f"problem: {described}")
+    if not suggestions:
+        print(f"the prior ({args.prior}) holds no results for {query['modality']} data; "
+              "run `autotl search` (it measures instead of guessing).")
+        return 0
+    for rank, s in enumerate(suggestions, 1):
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in s.params.items())
+        nearest = s.evidence[0] if s.evidence else None
+        seen = (f"; nearest: {nearest['dataset']} at {nearest['n_per_class']:.0f}/class scored "
+                f"{nearest['mean_accuracy']:.3f}" if nearest else "")
+        print(f"{rank}. {s.strategy:<12} score {s.score:.3f} (support {s.support:.2f})  "
+              f"{params}{seen}")
     return 0
 
 
@@ -254,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(message)s" if not args.verbose else "%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # timm announces every weights file it reads
+        logging.getLogger("timm").setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

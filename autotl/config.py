@@ -56,6 +56,24 @@ class SearchConfig:
         "subsample the training data to K examples per class (balanced); default: all",
         default=None,
     )
+    classes: list[str] | None = _help(
+        "keep only these classes (default: all), e.g. to drop tiny categories", default=None
+    )
+    sizes: list[str] | None = _help(
+        "build a strategy-by-size map: one study per size in examples per class, e.g. "
+        "5,20,100,all (writes size_map.json/.png)",
+        default=None,
+    )
+    seeds: int = _help(
+        "with --sizes: seeds each strategy's best config is trained with, for its spread",
+        default=3,
+    )
+    prior: str = _help(
+        "past results that seed the search: 'default' (shipped with autotl), a prior JSON "
+        "file, or 'none'",
+        default="default",
+    )
+    prior_top: int = _help("how many of the prior's suggestions to try first", default=3)
     val_fraction: float = _help(
         "fraction of each class held out for validation (at most 100 per class), drawn "
         "before --n-per-class subsamples the rest, so every size shares one validation set",
@@ -121,7 +139,7 @@ class SearchConfig:
             self.out = Path(self.out)
         if self.cache_dir is not None:
             self.cache_dir = Path(self.cache_dir)
-        for name in ("strategies", "heads"):
+        for name in ("strategies", "heads", "classes", "sizes"):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, [v.strip() for v in value.split(",") if v.strip()])
@@ -155,12 +173,18 @@ class SearchConfig:
              f"cache_max_bytes must be >= 0, but got {self.cache_max_bytes}."),
             (self.strategies is None or len(self.strategies) > 0,
              "strategies is empty; name at least one or leave it out for all."),
+            (self.seeds >= 1, f"seeds must be at least 1, but got seeds={self.seeds}."),
+            (self.prior_top >= 0, f"prior_top must be >= 0, but got {self.prior_top}."),
             (self.heads is None or len(self.heads) > 0,
              "heads is empty; name at least one or leave it out for all."),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        if self.sizes is not None:
+            from autotl.size_map import parse_sizes
+
+            parse_sizes(self.sizes)
 
     @classmethod
     def field_help(cls) -> dict[str, str]:

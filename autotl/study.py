@@ -7,11 +7,13 @@ another request) is checked before the backbone is built or a trial starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,8 @@ _BACKBONES: dict[tuple[str, bool], Any] = {}  # pretrained weights, loaded once 
 
 def search(data: str | SearchConfig | None = None, *, plugins: Plugins | None = None,
            progress: bool | None = None, **settings: Any) -> Any:
-    """Run a strategy search and return its :class:`~autotl.recommendation.Recommendation`.
+    """Run a strategy search and return its :class:`~autotl.recommendation.Recommendation`
+    (with ``sizes=...``: a :class:`~autotl.size_map.SizeMap`, one study per size).
 
     ``search("fashion-mnist", n_per_class=100, image_size=96, trials=12)`` takes the same
     settings as ``autotl search`` (see :class:`autotl.SearchConfig`); a ``SearchConfig`` may be
@@ -43,6 +46,11 @@ def search(data: str | SearchConfig | None = None, *, plugins: Plugins | None = 
         config = data.replace(**settings) if settings else data
     else:
         config = SearchConfig.from_mapping({"data": data or "", **settings}, source="search()")
+    if config.sizes:
+        from autotl.size_map import parse_sizes, search_sizes
+
+        return search_sizes(config.replace(sizes=None), parse_sizes(config.sizes),
+                            plugins=plugins, progress=progress, seeds=config.seeds)
     return run_search(config, plugins=plugins, progress=progress)
 
 
@@ -62,8 +70,27 @@ class Prepared:
 
 def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     """Resolve names and load data; raises before any model is built."""
+    with _quiet_datasets():
+        return _prepare(config, plugins)
+
+
+@contextlib.contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """datasets' per-operation progress bars would drown the search's own bar."""
+    import datasets
+
+    was_disabled = datasets.is_progress_bar_enabled() is False
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            datasets.enable_progress_bars()
+
+
+def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     from autotl.cache import activation_key
-    from autotl.data import load_data, prepare_splits
+    from autotl.data import load_data, prepare_splits, select_classes
 
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
@@ -78,6 +105,8 @@ def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
         raise ConfigError("no heads are registered; see `autotl plugins`.")
     data = load_data(config.data, plugins, text_column=config.text_column,
                      label_column=config.label_column, image_column=config.image_column)
+    if config.classes:
+        data = select_classes(data, config.classes)
     backbone_name = config.backbone or _default_backbone(data.modality, plugins)
     spec = plugins.backbones.get(backbone_name)
     if spec.modality != data.modality:
@@ -122,31 +151,126 @@ def default_study_name(config: SearchConfig) -> str:
 def run_search(config: SearchConfig, *, plugins: Plugins | None = None,
                progress: bool | None = None) -> Any:
     """Validate, build, optimise, and write the outputs; returns the Recommendation."""
-    import optuna
+    session = Session(config, plugins=plugins, progress=progress)
+    session.optimize()
+    recommendation = session.finish()
+    if session.interrupted:
+        raise KeyboardInterrupt
+    return recommendation
 
+
+class Session:
+    """One study, opened: the validated request, its storage, the pretrained backbone and the
+    trainer its trials share. ``optimize`` runs trials; ``finish`` writes the outputs."""
+
+    def __init__(self, config: SearchConfig, *, plugins: Plugins | None = None,
+                 progress: bool | None = None,
+                 suggestions: list[dict[str, Any]] | None = None) -> None:
+        import optuna
+
+        from autotl.training import resolve_device
+
+        self.plugins = plugins or load_plugins()
+        self.progress = progress
+        self.interrupted = False
+        prep = prepare(config, self.plugins)
+        config = prep.config
+        study_name = config.study or default_study_name(config)
+        out = Path(config.out) if config.out else Path("runs") / study_name
+        out.mkdir(parents=True, exist_ok=True)
+        storage = config.storage or f"sqlite:///{out.resolve() / 'study.db'}"
+        config = config.replace(study=study_name, out=out, storage=storage)
+        prep.config = config
+        device = resolve_device(config.device)
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = self.plugins.pm.hook.autotl_create_sampler(config=config)
+        pruner = self.plugins.pm.hook.autotl_create_pruner(config=config)
+        study = optuna.create_study(storage=storage, study_name=study_name,
+                                    direction="maximize", sampler=sampler, pruner=pruner,
+                                    load_if_exists=True)
+        _check_or_record_identity(study, config, prep)
+
+        backbone, self.trainer, self.cache = build_trainer(prep, device)
+        self.config, self.prep, self.study, self.backbone, self.out = (
+            config, prep, study, backbone, out)
+        if suggestions is None:
+            suggestions = self.prior_suggestions()
+        for params in suggestions:
+            study.enqueue_trial(params, skip_if_exists=True)
+        enqueue_known_good(study, prep, backbone)
+        log.info("study %s: %d train / %d val examples of %d classes, %s, %d steps per trial, "
+                 "on %s; storage %s", study_name, len(prep.train), len(prep.val),
+                 len(prep.data.class_names), backbone.name, self.trainer.steps, device, storage)
+
+    def prior_suggestions(self) -> list[dict[str, Any]]:
+        """The prior's top configs for this problem, as trial params to enqueue first."""
+        from autotl.prior import recommend, trial_params
+
+        config, prep = self.config, self.prep
+        if config.prior == "none" or config.prior_top == 0:
+            return []
+        n_classes = len(prep.data.class_names)
+        suggestions = recommend(
+            prep.data.modality, config.n_per_class or len(prep.train) / n_classes, n_classes,
+            backbone=self.backbone.name, backbone_params=self.backbone.n_params,
+            logme=self.logme(), prior=config.prior, strategies=list(prep.strategies),
+            top=config.prior_top)
+        params = [trial_params(s, n_groups=self.backbone.n_groups,
+                               lr_range=prep.strategies[s.strategy].lr_range,
+                               heads=list(prep.heads)) for s in suggestions]
+        if params and "prior_suggestions" not in self.study.user_attrs:
+            self.study.set_user_attr("prior_suggestions", [s.to_dict() for s in suggestions])
+            log.info("prior (%s) suggests trying first: %s", config.prior,
+                     ", ".join(f"{s.strategy} ({s.score:.2f})" for s in suggestions))
+        return params
+
+    def logme(self) -> float | None:
+        return frozen_logme(self.trainer)
+
+    def optimize(self) -> None:
+        """Run ``config.trials`` more trials (or until ``config.timeout``); Ctrl-C stops
+        after recording what finished."""
+        config, prep = self.config, self.prep
+        if config.trials < len(prep.strategies) and not self.study.get_trials(deepcopy=False):
+            log.warning("%d trials cannot measure all %d strategies (%s); every strategy gets "
+                        "a known-good trial first, so ask for at least %d.", config.trials,
+                        len(prep.strategies), ", ".join(prep.strategies), len(prep.strategies))
+        objective = Objective(self.trainer, prep, self.plugins, self.out, self.backbone)
+        bar = _progress_bar(config, self.progress)
+        try:
+            self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
+                                catch=(Exception,), callbacks=[bar.callback],
+                                gc_after_trial=True)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            bar.close()
+
+    def finish(self) -> Any:
+        """Build the recommendation from storage and write every output file."""
+        from autotl.recommendation import build_recommendation
+        from autotl.report import write_outputs
+
+        recommendation = build_recommendation(
+            self.study, self.prep, self.config, self.backbone, self.trainer,
+            cache_stats=self.cache.stats if self.cache else None)
+        write_outputs(recommendation, self.study, self.out)
+        return recommendation
+
+    def rerun(self, params: dict[str, Any], seed: int) -> Any:
+        """Train the config ``params`` (a trial's Optuna params) again with another seed."""
+        plan = plan_from_params(params, self.prep.strategies, self.prep.heads)
+        return self.trainer.run(plan, seed=seed)
+
+
+def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
+    """The pretrained backbone (with the configured input size), the Trainer every trial of
+    the study shares, and its activation cache."""
     from autotl.cache import ActivationCache, cache_root
-    from autotl.recommendation import build_recommendation
-    from autotl.report import write_outputs
-    from autotl.training import Trainer, resolve_device
+    from autotl.training import Trainer
 
-    plugins = plugins or load_plugins()
-    prep = prepare(config, plugins)
     config = prep.config
-    study_name = config.study or default_study_name(config)
-    out = Path(config.out) if config.out else Path("runs") / study_name
-    out.mkdir(parents=True, exist_ok=True)
-    storage = config.storage or f"sqlite:///{out.resolve() / 'study.db'}"
-    config = config.replace(study=study_name, out=out, storage=storage)
-    prep.config = config
-    device = resolve_device(config.device)
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = plugins.pm.hook.autotl_create_sampler(config=config)
-    pruner = plugins.pm.hook.autotl_create_pruner(config=config)
-    study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize",
-                                sampler=sampler, pruner=pruner, load_if_exists=True)
-    _check_or_record_identity(study, config, prep)
-
     backbone = load_backbone(prep.backbone_spec, config.pretrained)
     if config.image_size and backbone.modality == "image":
         backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(
@@ -162,30 +286,35 @@ def run_search(config: SearchConfig, *, plugins: Plugins | None = None,
     trainer = Trainer(backbone, prep.train, prep.val, num_classes=len(prep.data.class_names),
                       config=config, strategies=prep.strategies, heads=prep.heads,
                       split_keys=prep.split_keys, cache=cache, device=device)
-    enqueue_known_good(study, prep, backbone)
-    objective = Objective(trainer, prep, plugins, out, backbone)
-    log.info("study %s: %d train / %d val examples of %d classes, %s, %d steps per trial, "
-             "on %s; storage %s", study_name, len(prep.train), len(prep.val),
-             len(prep.data.class_names), backbone.name, trainer.steps, device, storage)
-    if config.trials < len(prep.strategies) and not study.get_trials(deepcopy=False):
-        log.warning("%d trials cannot measure all %d strategies (%s); every strategy gets a "
-                    "known-good trial first, so ask for at least %d.", config.trials,
-                    len(prep.strategies), ", ".join(prep.strategies), len(prep.strategies))
-    bar = _progress_bar(config, progress)
-    interrupted = False
-    try:
-        study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
-                       catch=(Exception,), callbacks=[bar.callback], gc_after_trial=True)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        bar.close()
-    recommendation = build_recommendation(study, prep, config, backbone, trainer,
-                                          cache_stats=cache.stats if cache else None)
-    write_outputs(recommendation, study, out)
-    if interrupted:
-        raise KeyboardInterrupt
-    return recommendation
+    return backbone, trainer, cache
+
+
+def frozen_logme(trainer: Any) -> float | None:
+    """LogME of the frozen backbone's features on the training split (higher: the features
+    fit the labels better), from the activation cache's head-only entry, which head-only
+    trials reuse; None without the cache."""
+    from autotl.prior import logme
+
+    if trainer.cache is None or not trainer._cacheable():
+        return None
+    fetched = trainer._fetch("train", trainer.base.n_groups)
+    if fetched is None:
+        return None
+    return logme(fetched[0].numpy(), trainer.labels["train"].numpy())
+
+
+def describe_problem(config: SearchConfig, plugins: Plugins) -> dict[str, Any]:
+    """The meta-features ``autotl recommend DATA`` matches against the prior, LogME included
+    (which builds the backbone and runs it once over the training split)."""
+    from autotl.training import resolve_device
+
+    prep = prepare(config, plugins)
+    backbone, trainer, _ = build_trainer(prep, resolve_device(config.device))
+    n_classes = len(prep.data.class_names)
+    return {"modality": prep.data.modality, "n_classes": n_classes,
+            "n_per_class": config.n_per_class or len(prep.train) / n_classes,
+            "backbone": backbone.name, "backbone_params": backbone.n_params,
+            "logme": frozen_logme(trainer), "strategies": list(prep.strategies)}
 
 
 def _check_or_record_identity(study: Any, config: SearchConfig, prep: Prepared) -> None:
@@ -195,7 +324,7 @@ def _check_or_record_identity(study: Any, config: SearchConfig, prep: Prepared) 
         "backbone": config.backbone, "n_per_class": config.n_per_class,
         "val_fraction": config.val_fraction, "seed": config.seed,
         "image_size": config.image_size, "pretrained": config.pretrained,
-        "max_length": config.max_length, "augment": config.augment,
+        "classes": config.classes, "max_length": config.max_length, "augment": config.augment,
         "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps],
     }
     stored = study.user_attrs.get("identity")
@@ -227,6 +356,26 @@ def suggest_plan(trial: Any, strategies: dict[str, StrategySpec], heads: dict[st
     head_params = {**heads[head].default_params, **heads[head].suggest(trial)}
     weight_decay = trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True)
     return TrialPlan(name, strategy_params, head, head_params, lr, weight_decay)
+
+
+def plan_from_params(params: dict[str, Any], strategies: dict[str, StrategySpec],
+                     heads: dict[str, HeadSpec]) -> Any:
+    """The TrialPlan behind a trial's Optuna params (``subset.freeze_depth`` → strategy param
+    ``freeze_depth``), the inverse of :func:`suggest_plan` for specs that follow the naming
+    convention."""
+    from autotl.training import TrialPlan
+
+    name = params["strategy"]
+    if name not in strategies:
+        raise ConfigError(f"strategy {name!r} is not part of this search ({list(strategies)}).")
+    head = params.get("head", "linear")
+    own = {k.removeprefix(f"{name}."): v for k, v in params.items()
+           if k.startswith(f"{name}.") and k != f"{name}.lr"}
+    head_params = {**heads[head].default_params,
+                   **{k.removeprefix(f"{head}."): v for k, v in params.items()
+                      if k.startswith(f"{head}.")}}
+    return TrialPlan(name, own, head, head_params, float(params[f"{name}.lr"]),
+                     float(params.get("weight_decay", KNOWN_GOOD_WEIGHT_DECAY)))
 
 
 def enqueue_known_good(study: Any, prep: Prepared, backbone: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import logging
 import math
 import time
@@ -117,6 +118,8 @@ class Trainer:
     ) -> None:
         self.base = backbone
         self.base.module.to(device).eval()
+        if backbone.is_cnn:  # the layout trials run in, so cached activations match theirs
+            self.base.module.to(memory_format=torch.channels_last)
         self.train_split = train
         self.val_split = val
         self.num_classes = num_classes
@@ -131,6 +134,7 @@ class Trainer:
         self.steps = steps_budget(len(train), config.batch_size, config.epochs,
                                   config.min_steps, config.max_steps)
         self._stages_ok: bool | None = None
+        self._weights_digest: str | None = None
 
     # -- one trial -----------------------------------------------------------------------------
 
@@ -179,7 +183,8 @@ class Trainer:
         optimizer = create_optimizer_v2(model, opt="adamw", lr=plan.lr,
                                         weight_decay=plan.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=plan.lr, total_steps=self.steps, pct_start=0.1,
+            optimizer, max_lr=plan.lr, total_steps=self.steps,
+            pct_start=warmup_fraction(self.steps),
         )
         checkpoints = sorted({math.ceil(self.steps * i / self.config.eval_points)
                               for i in range(1, self.config.eval_points + 1)})
@@ -260,6 +265,8 @@ class Trainer:
                 self.train_split, self.base, batch_size=size, order=torch.cat(chunks),
                 train=True, augment=self.config.augment, num_workers=self.config.num_workers,
             )
+            if not self.config.augment:  # random augmentation must advance the RNG
+                stream = _rng_neutral(stream)
             for idx, batch in zip(chunks, stream, strict=False):
                 yield self._to_device(batch), labels[idx].to(self.device)
 
@@ -272,8 +279,8 @@ class Trainer:
                 yield (self._to_device(tree_map(lambda t, s=sl: t[s], acts)),
                        labels[sl].to(self.device))
             return
-        stream = batches_of_inputs(self.val_split, self.base, batch_size=size,
-                                   num_workers=self.config.num_workers)
+        stream = _rng_neutral(batches_of_inputs(self.val_split, self.base, batch_size=size,
+                                                num_workers=self.config.num_workers))
         for start, batch in zip(range(0, len(labels), size), stream, strict=False):
             yield self._to_device(batch), labels[start:start + size].to(self.device)
 
@@ -318,19 +325,30 @@ class Trainer:
                 return None
             trees.append(fetched[0])
             seconds += fetched[1]
-            if depth > 0:  # the inputs they were computed from are part of their cost
-                inputs = self._fetch(split, 0)
-                seconds += inputs[1] if inputs else 0.0
         return trees[0], trees[1], depth, seconds
 
     def _fetch(self, split: str, depth: int) -> tuple[Tree, float] | None:
         assert self.cache is not None
         key = activation_key(
-            weights=self.base.weights_id, depth=depth, data=self.split_keys[split],
+            weights=self.base.weights_id, weights_digest=self._digest_weights(), depth=depth,
+            data=self.split_keys[split],
             preprocessing=self.base.preprocessing.fingerprint(), format=CACHE_FORMAT,
         )
         what = f"{split} inputs" if depth == 0 else f"{split} activations at depth {depth}"
         return self.cache.fetch(key, lambda budget: self._compute(split, depth, budget), what)
+
+    def _digest_weights(self) -> str:
+        """A digest of the backbone's weights, once per trainer. ``weights_id`` alone does not
+        identify them: a random initialisation (``…:random``) differs per process, and a local
+        folder keeps its name when its weights are saved again, so studies sharing the cache
+        directory would otherwise mix activations of different weights."""
+        if self._weights_digest is None:
+            digest = hashlib.sha256()
+            for name, tensor in self.base.module.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().reshape(-1).cpu().view(torch.uint8).numpy())
+            self._weights_digest = digest.hexdigest()[:16]
+        return self._weights_digest
 
     def _compute(self, split: str, depth: int, budget: int) -> tuple[Tree, float] | None:
         data = self.train_split if split == "train" else self.val_split
@@ -338,29 +356,39 @@ class Trainer:
             if input_bytes_estimate(data, self.base) > budget:
                 return None
             start = time.perf_counter()
-            batches = list(batches_of_inputs(data, self.base, batch_size=256, uniform=True,
-                                             num_workers=self.config.num_workers))
+            batches = list(_rng_neutral(batches_of_inputs(
+                data, self.base, batch_size=256, uniform=True,
+                num_workers=self.config.num_workers)))
             return tree_cat(batches), time.perf_counter() - start
         inputs = self._fetch(split, 0)
+        # An entry's cost includes the inputs it was computed from, hit or miss, so a trial's
+        # train_seconds charge it what training from scratch would cost.
+        input_seconds = inputs[1] if inputs is not None else 0.0
         start = time.perf_counter()
-        source = [inputs[0]] if inputs is not None else batches_of_inputs(
-            data, self.base, batch_size=256, uniform=True, num_workers=self.config.num_workers)
+        source = [inputs[0]] if inputs is not None else _rng_neutral(batches_of_inputs(
+            data, self.base, batch_size=256, uniform=True, num_workers=self.config.num_workers))
         outputs: list[Tree] = []
-        done = 0
         for chunk in source:
             for lo in range(0, tree_len(chunk), 256):
                 batch = tree_map(lambda t, s=slice(lo, lo + 256): t[s], chunk)
                 outputs.append(self._prefix(batch, depth))
-                done += tree_len(batch)
                 if tree_bytes(outputs[0]) * len(data) / tree_len(outputs[0]) > budget:
                     return None
-        return tree_cat(outputs), time.perf_counter() - start
+        return tree_cat(outputs), time.perf_counter() - start + input_seconds
 
     @torch.no_grad()
     def _prefix(self, batch: Tree, depth: int) -> Tree:
-        """The frozen part, in eval mode and full precision, moved back to the CPU."""
+        """The frozen part, in eval mode, full precision and the trials' memory layout (a
+        channels-last convolution rounds differently), moved back to the CPU."""
         module = self.base.module
-        inputs = tree_map(lambda t: t.to(self.device), batch)
+
+        def move(t: torch.Tensor) -> torch.Tensor:  # as _to_device, without trimming padding
+            t = t.to(self.device)
+            if self.base.is_cnn and t.dim() == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+            return t
+
+        inputs = tree_map(move, batch)
         if depth >= self.base.n_groups:
             out = module(**inputs) if isinstance(inputs, dict) else module(inputs)
         else:
@@ -379,7 +407,7 @@ class Trainer:
             self._stages_ok = False
             if stages is not None:
                 sample = self.val_split.select(range(min(4, len(self.val_split))))
-                batch = next(iter(batches_of_inputs(sample, self.base, batch_size=4)))
+                batch = next(_rng_neutral(batches_of_inputs(sample, self.base, batch_size=4)))
                 with torch.no_grad():
                     inputs = tree_map(lambda t: t.to(self.device), batch)
                     whole = (self.base.module(**inputs) if isinstance(inputs, dict)
@@ -393,6 +421,32 @@ class Trainer:
                 log.info("activation cache: %s has no verified layer split; partial freezes "
                          "reuse cached inputs only", self.base.name)
         return self._stages_ok
+
+
+def warmup_fraction(steps: int) -> float:
+    """The one-cycle schedule's warm-up share: 10 %, except where that is exactly one step
+    (10 steps), on which torch's OneCycleLR divides by zero."""
+    return 0.15 if math.isclose(0.1 * steps, 1.0) else 0.1
+
+
+def _rng_neutral(stream: Iterator[Tree]) -> Iterator[Tree]:
+    """``stream``, leaving torch's global RNG as each batch found it.
+
+    A DataLoader draws its base seed from the global RNG whenever it is iterated. Left alone,
+    that draw shifts the dropout masks of everything after it, so the same trial would train
+    differently with the cache off (inputs streamed), cold (computed) or warm (read). Only for
+    streams without random augmentation, whose draws must advance the RNG.
+    """
+    iterator = iter(stream)
+    while True:
+        state = torch.get_rng_state()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            torch.set_rng_state(state)
+        yield batch
 
 
 def _is_adapter(module: nn.Module) -> bool:

@@ -16,7 +16,7 @@ from autotl.plugins import load_plugins
 from autotl.saved_model import load_model
 from autotl.study import search
 
-FAST = dict(min_steps=6, max_steps=6, eval_points=2, batch_size=16, image_size=32)
+FAST = dict(min_steps=6, max_steps=6, eval_points=2, batch_size=16, image_size=32, prior="none")
 STRATEGIES = ["full", "subset", "head-only", "lora"]
 
 
@@ -170,6 +170,27 @@ def test_bad_names_fail_before_any_model_is_built(plugins, tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="takes text input"):
         _search(plugins, tmp_path / "run", backbone="test:bert")
     assert built == []
+
+
+def test_a_search_started_from_a_prior_tries_its_suggestions_first(plugins,  # noqa: ANN001
+                                                                   tmp_path: Path) -> None:
+    record = {"source": "test", "dataset": "toy", "modality": "image", "n_per_class": 19,
+              "n_classes": 3, "backbone": "test:cnn", "n_groups": 6, "strategy": "subset",
+              "params": {"lr": 0.004, "freeze_depth": 2, "head": "linear",
+                         "weight_decay": 0.001},
+              "mean_accuracy": 0.9, "best_mean_at_size": 0.9}
+    prior = tmp_path / "prior.json"
+    prior.write_text(json.dumps({"format": 1, "records": [record]}))
+    out = tmp_path / "run"
+    _search(plugins, out, trials=2, prior=str(prior))
+    first = _trials(out)[0]
+    assert first["strategy"] == "subset"
+    assert float(first["lr"]) == pytest.approx(0.004)
+    assert int(first["freeze_depth"]) == 2 and float(first["weight_decay"]) == 0.001
+    study = optuna.load_study(study_name=json.loads(
+        (out / "recommendation.json").read_text())["study"],
+        storage=f"sqlite:///{out.resolve() / 'study.db'}")
+    assert study.user_attrs["prior_suggestions"][0]["strategy"] == "subset"
 
 
 def test_config_errors_name_the_setting() -> None:

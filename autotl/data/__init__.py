@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from autotl.data.images import IMAGE_EXTENSIONS, check_images
 from autotl.data.sources import LoadedData, load_data
-from autotl.data.splits import label_array, prepare_splits, train_counts
+from autotl.data.splits import label_array, prepare_splits, select_classes, train_counts
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -14,5 +14,6 @@ __all__ = [
     "label_array",
     "load_data",
     "prepare_splits",
+    "select_classes",
     "train_counts",
 ]

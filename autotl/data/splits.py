@@ -53,6 +53,41 @@ def prepare_splits(
             data.train.select(val_rows, keep_in_memory=True))
 
 
+def select_classes(data: LoadedData, names: list[str]) -> LoadedData:
+    """``data`` restricted to the classes ``names`` (in that order), labels re-encoded.
+
+    Useful where a source has many uneven classes (``fortunes`` has categories of 2 entries) and
+    a size ladder needs every class to have enough examples.
+    """
+    import dataclasses
+    import hashlib
+
+    import datasets
+
+    unknown = [n for n in names if n not in data.class_names]
+    if unknown:
+        msg = (f"class(es) {unknown} are not in {data.name!r}; its classes are "
+               f"{data.class_names}. Pass names from that list to --classes.")
+        raise DataError(msg)
+    if len(set(names)) < 2:
+        msg = f"--classes needs at least 2 distinct classes, but got {names}."
+        raise DataError(msg)
+    old = {data.class_names.index(n): i for i, n in enumerate(names)}
+
+    def keep(split: datasets.Dataset | None) -> datasets.Dataset | None:
+        if split is None:
+            return None
+        labels = label_array(split).tolist()
+        rows = [i for i, label in enumerate(labels) if label in old]
+        kept = split.select(rows, keep_in_memory=True).remove_columns("label")
+        return kept.add_column("label", [old[labels[i]] for i in rows]).cast_column(
+            "label", datasets.ClassLabel(names=list(names)))
+
+    digest = hashlib.sha256(f"{data.fingerprint}|{names}".encode()).hexdigest()[:16]
+    return dataclasses.replace(data, train=keep(data.train), test=keep(data.test),
+                               class_names=list(names), fingerprint=digest)
+
+
 def train_counts(
     data: LoadedData, *, val_fraction: float, seed: int = 0, max_val_per_class: int = 100,
 ) -> dict[str, int]:

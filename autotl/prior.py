@@ -1,0 +1,238 @@
+"""A prior from past results: what won on similar data, before any training.
+
+Past studies (size maps, leaderboards) are kept as **records**, one per (dataset, size,
+strategy): the strategy's best config there, its mean accuracy over seeds, and the best mean
+any strategy reached at that size. ``recommend`` ranks strategies for a new problem by the
+kernel-weighted relative accuracy of the records nearest in meta-features: modality (must
+match), examples per class, classes, backbone size and, when data is given, LogME — a cheap
+score of how well the frozen backbone's features fit the labels. ``autotl search`` enqueues the
+top suggestions first.
+
+The prior file format (JSON)::
+
+    {"format": 1, "description": "...",
+     "records": [{"source": "...", "dataset": "fashion-mnist", "modality": "image",
+                  "n_per_class": 20, "n_classes": 10, "backbone": "offline:efficientnet-lite0",
+                  "backbone_params": 3371493, "n_groups": 8, "logme": 1.23,
+                  "strategy": "subset", "params": {"lr": 0.002, "freeze_depth": 4, ...},
+                  "mean_accuracy": 0.81, "std": 0.01, "seeds": 3,
+                  "best_mean_at_size": 0.83, "train_seconds": 12.0,
+                  "trainable_params": 3328314}]}
+
+``params`` are a trial's parameters without the strategy prefix; ``freeze_depth`` is mapped to
+another backbone through the fraction ``freeze_depth / n_groups``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from autotl.errors import ConfigError
+
+FORMAT = 1
+BANDWIDTH = 0.7
+DEFAULT_PRIOR = "default"
+_REQUIRED = ("dataset", "modality", "n_per_class", "n_classes", "backbone", "strategy",
+             "params", "mean_accuracy", "best_mean_at_size")
+
+
+@dataclass
+class Suggestion:
+    """A strategy and config the prior expects to do well, with the evidence for it."""
+
+    strategy: str
+    params: dict[str, Any]
+    score: float  # kernel-weighted accuracy relative to the best strategy at that size
+    support: float  # total kernel weight behind the score (≈ number of close records)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "params": self.params, "score": self.score,
+                "support": self.support, "evidence": self.evidence}
+
+
+def load_prior(source: str | Path = DEFAULT_PRIOR) -> list[dict[str, Any]]:
+    """Records from a prior file, or the one shipped with autotl (``"default"``)."""
+    if str(source) == DEFAULT_PRIOR:
+        text = resources.files("autotl").joinpath("priors/default.json").read_text()
+        where = "autotl's default prior"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"prior file {str(path)!r} does not exist; pass a JSON file in "
+                              "the format documented in autotl.prior, or 'default'.")
+        text, where = path.read_text(), str(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"prior {where} is not valid JSON: {exc}") from exc
+    if data.get("format") != FORMAT:
+        raise ConfigError(f"prior {where} has format {data.get('format')!r}; this autotl "
+                          f"reads format {FORMAT}.")
+    records = data.get("records", [])
+    for i, record in enumerate(records):
+        missing = [k for k in _REQUIRED if k not in record]
+        if missing:
+            raise ConfigError(f"prior {where}: record {i} lacks {missing}.")
+    return records
+
+
+def distance(query: dict[str, Any], record: dict[str, Any]) -> float:
+    """How far a record's problem is from the query's (inf: another modality)."""
+    if query["modality"] != record["modality"]:
+        return math.inf
+    d = abs(math.log(query["n_per_class"]) - math.log(record["n_per_class"]))
+    d += 0.5 * abs(math.log(query["n_classes"]) - math.log(record["n_classes"]))
+    if query.get("backbone_params") and record.get("backbone_params"):
+        d += 0.5 * abs(math.log(query["backbone_params"]) - math.log(record["backbone_params"]))
+    if query.get("backbone") and query["backbone"] != record["backbone"]:
+        d += 0.5
+    if query.get("logme") is not None and record.get("logme") is not None:
+        d += 2.0 * abs(query["logme"] - record["logme"])
+    return d
+
+
+def recommend(modality: str, n_per_class: float, n_classes: int, *, backbone: str | None = None,
+              backbone_params: int | None = None, logme: float | None = None,
+              prior: str | Path | list[dict[str, Any]] = DEFAULT_PRIOR,
+              strategies: list[str] | None = None, top: int | None = None) -> list[Suggestion]:
+    """Strategies ranked for a problem like this one, from past results, without training."""
+    if modality not in ("image", "text"):
+        raise ConfigError(f"modality must be 'image' or 'text', but got {modality!r}.")
+    if n_per_class <= 0 or n_classes < 2:
+        raise ConfigError(f"need n_per_class > 0 and n_classes >= 2, but got "
+                          f"n_per_class={n_per_class}, n_classes={n_classes}.")
+    records = prior if isinstance(prior, list) else load_prior(prior)
+    query = {"modality": modality, "n_per_class": n_per_class, "n_classes": n_classes,
+             "backbone": backbone, "backbone_params": backbone_params, "logme": logme}
+    by_strategy: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+    for record in records:
+        if strategies is not None and record["strategy"] not in strategies:
+            continue
+        d = distance(query, record)
+        if math.isfinite(d):
+            by_strategy.setdefault(record["strategy"], []).append((d, record))
+    suggestions = []
+    for strategy, scored in by_strategy.items():
+        weights = [math.exp(-d / BANDWIDTH) for d, _ in scored]
+        total = sum(weights)
+        if total <= 1e-12:
+            continue
+        relative = [r["mean_accuracy"] / r["best_mean_at_size"] for _, r in scored]
+        score = sum(w * rel for w, rel in zip(weights, relative, strict=True)) / total
+        nearest_d, nearest = min(scored, key=lambda item: item[0])
+        suggestions.append(Suggestion(
+            strategy=strategy,
+            params=_portable_params(nearest),
+            score=score,
+            support=total,
+            evidence=[{"dataset": r["dataset"], "n_per_class": r["n_per_class"],
+                       "backbone": r["backbone"], "mean_accuracy": r["mean_accuracy"],
+                       "relative": rel, "distance": round(d, 3)}
+                      for (d, r), rel in sorted(zip(scored, relative, strict=True),
+                                                key=lambda item: item[0][0])[:3]],
+        ))
+    suggestions.sort(key=lambda s: (-s.score, -s.support))
+    return suggestions[:top] if top else suggestions
+
+
+def _portable_params(record: dict[str, Any]) -> dict[str, Any]:
+    params = dict(record["params"])
+    if "freeze_depth" in params and record.get("n_groups"):
+        params["freeze_fraction"] = params["freeze_depth"] / record["n_groups"]
+    return params
+
+
+def trial_params(suggestion: Suggestion, *, n_groups: int, lr_range: tuple[float, float],
+                 heads: list[str]) -> dict[str, Any]:
+    """Optuna params that enqueue ``suggestion`` in a study of another backbone: freeze depth
+    scaled by fraction, lr clipped to the strategy's range, an unavailable head replaced."""
+    s = suggestion.strategy
+    params = dict(suggestion.params)
+    head = params.pop("head", "linear")
+    if head not in heads:
+        head = "linear" if "linear" in heads else heads[0]
+        params = {k: v for k, v in params.items() if "." not in k}
+    fraction = params.pop("freeze_fraction", None)
+    if "freeze_depth" in params and fraction is not None:
+        params["freeze_depth"] = min(max(round(fraction * n_groups), 1), n_groups - 1)
+    out: dict[str, Any] = {"strategy": s, "head": head}
+    for key, value in params.items():
+        if key == "weight_decay" or "." in key:
+            out[key] = value
+        elif key == "lr":
+            out[f"{s}.lr"] = min(max(float(value), lr_range[0]), lr_range[1])
+        else:
+            out[f"{s}.{key}"] = value
+    return out
+
+
+def records_from_size_map(size_map: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """Prior records from a ``size_map.json``: one per size and strategy."""
+    records = []
+    for rung in size_map["sizes"]:
+        best = rung.get("best")
+        if not best:
+            continue
+        n_per_class = rung["n_per_class"] or rung["n_train"] / size_map["n_classes"]
+        for measured in rung["per_strategy"]:
+            records.append({
+                "source": source,
+                "dataset": size_map["dataset"],
+                "modality": size_map["modality"],
+                "n_per_class": n_per_class,
+                "n_classes": size_map["n_classes"],
+                "backbone": size_map["backbone"],
+                "backbone_params": size_map["backbone_params"],
+                "n_groups": rung["n_groups"],
+                "logme": rung.get("logme"),
+                "strategy": measured["strategy"],
+                "params": measured["params"],
+                "mean_accuracy": measured["mean"],
+                "std": measured["std"],
+                "seeds": measured["seeds"],
+                "best_mean_at_size": best["mean"],
+                "train_seconds": measured["train_seconds"],
+                "trainable_params": measured["trainable_params"],
+            })
+    return records
+
+
+def logme(features: Any, labels: Any) -> float:
+    """LogME (You et al., ICML 2021): the mean over classes of the log marginal evidence of a
+    Bayesian linear model from ``features`` [N, D] to one-hot ``labels`` [N], per example."""
+    import numpy as np
+
+    f = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    n, d = f.shape
+    if n < 2:
+        raise ConfigError("LogME needs at least 2 examples.")
+    v, s, _ = np.linalg.svd(f.T @ f)
+    projected = f @ v
+    evidences = []
+    for cls in np.unique(y):
+        target = (y == cls).astype(np.float64)
+        alpha, beta = 1.0, 1.0
+        t = projected.T @ target
+        for _ in range(20):
+            gamma = float((beta * s / (alpha + beta * s)).sum())
+            m = v @ (beta * t / (alpha + beta * s))
+            alpha_de = float(m @ m)
+            beta_de = float(((target - f @ m) ** 2).sum())
+            new_alpha = gamma / (alpha_de + 1e-5)
+            new_beta = (n - gamma) / (beta_de + 1e-5)
+            converged = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < 1e-3
+            alpha, beta = new_alpha, new_beta
+            if converged:
+                break
+        evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta)
+                    - 0.5 * float(np.log(alpha + beta * s).sum())
+                    - beta / 2 * beta_de - alpha / 2 * alpha_de - n / 2 * math.log(2 * math.pi))
+        evidences.append(evidence / n)
+    return float(np.mean(evidences))

@@ -1,0 +1,399 @@
+"""The strategy-by-size map: one study per dataset size, top configs re-run with new seeds.
+
+``autotl search DATA --sizes 5,20,100,all`` runs a study at each size (examples per class),
+sharing storage, validation set and activation cache, then re-trains each strategy's best
+config with further seeds so the spread is measured rather than guessed, and writes
+``size_map.json``, ``size_map.png`` and a report with the crossover points in words.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autotl.config import SearchConfig
+from autotl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+RERUN_STUDY_SUFFIX = "-seeds"
+SEED_STRIDE = 10_000  # new seeds far from the search's own (seed + trial number)
+
+
+def parse_sizes(text: str | list[Any]) -> list[int | None]:
+    """``"5,20,100,all"`` → ``[5, 20, 100, None]`` (None: every example), ascending."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    sizes: list[int | None] = []
+    for item in items:
+        raw = str(item).strip().lower()
+        if raw in {"all", "none", ""}:
+            sizes.append(None)
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"sizes must be whole numbers of examples per class or 'all', "
+                              f"but got {item!r}.") from None
+        if value < 1:
+            raise ConfigError(f"sizes must be at least 1 example per class, but got {value}.")
+        sizes.append(value)
+    if len(set(sizes)) != len(sizes):
+        raise ConfigError(f"sizes contain duplicates: {items}.")
+    return sorted(sizes, key=lambda s: math.inf if s is None else s)
+
+
+def size_label(size: int | None) -> str:
+    return "all" if size is None else str(size)
+
+
+@dataclass
+class Measured:
+    """A strategy's best config at one size, with its accuracy over several seeds."""
+
+    strategy: str
+    params: dict[str, Any]
+    search_accuracy: float
+    accuracies: list[float]
+    train_seconds: float
+    trainable_params: int
+    trial: int
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "mean": self.mean, "std": self.std, "seeds": len(self.accuracies)}
+
+
+@dataclass
+class SizeEntry:
+    """One rung of the ladder."""
+
+    n_per_class: int | None
+    n_train: int
+    n_val: int
+    study: str
+    out: str
+    measured: list[Measured]
+    n_groups: int
+    logme: float | None = None
+
+    def ranked(self) -> list[Measured]:
+        return sorted(self.measured, key=lambda m: (-m.mean, m.train_seconds))
+
+    def best(self) -> Measured | None:
+        ranked = self.ranked()
+        return ranked[0] if ranked else None
+
+    def cheapest_within(self, tolerance: float) -> Measured | None:
+        best = self.best()
+        if best is None:
+            return None
+        close = [m for m in self.measured if m.mean >= best.mean - tolerance - 1e-12]
+        return min(close, key=lambda m: (m.train_seconds, m.trainable_params))
+
+    def effective_per_class(self, n_classes: int) -> float:
+        return float(self.n_per_class) if self.n_per_class else self.n_train / n_classes
+
+
+@dataclass
+class SizeMap:
+    """Every rung, plus what was compared and how."""
+
+    dataset: str
+    modality: str
+    n_classes: int
+    backbone: str
+    backbone_params: int
+    strategies: list[str]
+    seeds: int
+    tolerance: float
+    entries: list[SizeEntry] = field(default_factory=list)
+    out: str = ""
+
+    def crossovers(self) -> str:
+        """Which strategy wins where, in words."""
+        runs: list[tuple[str, list[str]]] = []
+        for entry in self.entries:
+            best = entry.best()
+            if best is None:
+                continue
+            name = describe_winner(best, entry.n_groups)
+            label = f"{size_label(entry.n_per_class)}"
+            if runs and runs[-1][0] == name:
+                runs[-1][1].append(label)
+            else:
+                runs.append((name, [label]))
+        if not runs:
+            return "No size has a completed trial yet."
+        if len(runs) == 1:
+            sizes = ", ".join(runs[0][1])
+            return f"{runs[0][0]} is best at every size measured ({sizes} per class)."
+        parts = []
+        for i, (name, labels) in enumerate(runs):
+            if i == 0:
+                parts.append(f"{name} is best up to {labels[-1]} per class")
+            else:
+                parts.append(f"{name} from {labels[0]}" + (
+                    f" to {labels[-1]}" if len(labels) > 1 and i < len(runs) - 1 else ""))
+        return "; ".join(parts) + "."
+
+    def noise_notes(self) -> list[str]:
+        """Sizes where the winner's lead is inside the seed spread."""
+        notes = []
+        for entry in self.entries:
+            ranked = entry.ranked()
+            if len(ranked) < 2:
+                continue
+            first, second = ranked[0], ranked[1]
+            spread = max(first.std, second.std)
+            if first.mean - second.mean <= spread:
+                notes.append(
+                    f"at {size_label(entry.n_per_class)} per class, {first.strategy} "
+                    f"({first.mean:.3f}±{first.std:.3f}) and {second.strategy} "
+                    f"({second.mean:.3f}±{second.std:.3f}) are within one standard deviation"
+                )
+        return notes
+
+    def to_dict(self) -> dict[str, Any]:
+        sizes = []
+        for entry in self.entries:
+            best = entry.best()
+            cheapest = entry.cheapest_within(self.tolerance)
+            sizes.append({
+                "n_per_class": entry.n_per_class,
+                "label": size_label(entry.n_per_class),
+                "n_train": entry.n_train,
+                "n_val": entry.n_val,
+                "study": entry.study,
+                "out": entry.out,
+                "logme": entry.logme,
+                "n_groups": entry.n_groups,
+                "best": best.to_dict() if best else None,
+                "cheapest_within_tolerance": cheapest.to_dict() if cheapest else None,
+                "per_strategy": [m.to_dict() for m in entry.ranked()],
+            })
+        return {
+            "dataset": self.dataset, "modality": self.modality, "n_classes": self.n_classes,
+            "backbone": self.backbone, "backbone_params": self.backbone_params,
+            "strategies": self.strategies, "seeds": self.seeds, "tolerance": self.tolerance,
+            "crossovers": self.crossovers(), "noise": self.noise_notes(), "sizes": sizes,
+        }
+
+
+def describe_winner(measured: Measured, n_groups: int) -> str:
+    if "freeze_depth" in measured.params:
+        return (f"{measured.strategy} with {measured.params['freeze_depth']} of {n_groups} "
+                "groups frozen")
+    if "r" in measured.params:
+        return f"{measured.strategy} (r={measured.params['r']})"
+    return measured.strategy
+
+
+def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any = None,
+                 progress: bool | None = None, seeds: int = 3,
+                 suggestions: Any = None) -> SizeMap:
+    """Run the ladder; each rung is an ordinary resumable study in the shared storage."""
+    from autotl.plugins import load_plugins
+    from autotl.study import Session, default_study_name
+
+    if seeds < 1:
+        raise ConfigError(f"seeds must be at least 1, but got seeds={seeds}.")
+    plugins = plugins or load_plugins()
+    base = config.study or default_study_name(config.replace(n_per_class=None)) \
+        .replace("-all-", "-sizes-")
+    out = Path(config.out) if config.out else Path("runs") / base
+    out.mkdir(parents=True, exist_ok=True)
+    storage = config.storage or f"sqlite:///{out.resolve() / 'study.db'}"
+    size_map: SizeMap | None = None
+    for size in sizes:
+        label = size_label(size)
+        rung = config.replace(n_per_class=size, study=f"{base}-{label}pc",
+                              out=out / f"{label}pc", storage=storage)
+        extra = suggestions(rung) if suggestions else None
+        session = Session(rung, plugins=plugins, progress=progress, suggestions=extra)
+        log.info("size %s per class: study %s", label, rung.study)
+        session.optimize()
+        session.finish()
+        if size_map is None:
+            size_map = SizeMap(
+                dataset=session.prep.data.name, modality=session.prep.data.modality,
+                n_classes=len(session.prep.data.class_names), backbone=session.backbone.name,
+                backbone_params=session.backbone.n_params,
+                strategies=list(session.prep.strategies), seeds=seeds,
+                tolerance=config.tolerance, out=str(out))
+        size_map.entries.append(measure_rung(session, seeds))
+        write_size_map(size_map, out)
+        if session.interrupted:
+            raise KeyboardInterrupt
+    assert size_map is not None
+    return size_map
+
+
+def measure_rung(session: Any, seeds: int) -> SizeEntry:
+    """Each strategy's best completed trial, re-trained with ``seeds - 1`` new seeds; reruns
+    are stored as trials of ``<study>-seeds`` so a resumed ladder does not repeat them."""
+    import optuna
+
+    study = session.study
+    reruns = optuna.create_study(storage=session.config.storage, direction="maximize",
+                                 study_name=study.study_name + RERUN_STUDY_SUFFIX,
+                                 load_if_exists=True)
+    done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("seed")): t
+            for t in reruns.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.COMPLETE}
+    measured = []
+    complete = [t for t in study.get_trials(deepcopy=False)
+                if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    for strategy in session.prep.strategies:
+        own = [t for t in complete if t.params.get("strategy") == strategy]
+        if not own:
+            continue
+        top = max(own, key=lambda t: (t.value, -t.user_attrs.get("train_seconds", 0)))
+        accuracies = [float(top.value)]
+        for i in range(1, seeds):
+            seed = session.config.seed + SEED_STRIDE * i + top.number
+            found = done.get((top.number, seed))
+            if found is None:
+                result = session.rerun(dict(top.params), seed)
+                found = optuna.trial.create_trial(
+                    params=top.params, distributions=top.distributions,
+                    value=result.val_accuracy,
+                    user_attrs={"source_trial": top.number, "seed": seed,
+                                "train_seconds": result.train_seconds},
+                )
+                reruns.add_trial(found)
+                log.info("  %s (trial %d) seed %d: %.3f", strategy, top.number, seed,
+                         result.val_accuracy)
+            accuracies.append(float(found.value))
+        from autotl.recommendation import candidate_from_trial
+
+        candidate = candidate_from_trial(top)
+        measured.append(Measured(
+            strategy=strategy, params=candidate.params, search_accuracy=float(top.value),
+            accuracies=accuracies, train_seconds=candidate.train_seconds,
+            trainable_params=candidate.trainable_params, trial=top.number))
+    prep = session.prep
+    return SizeEntry(n_per_class=session.config.n_per_class, n_train=len(prep.train),
+                     n_val=len(prep.val), study=study.study_name, out=str(session.out),
+                     measured=measured, n_groups=session.backbone.n_groups,
+                     logme=session.logme())
+
+
+def write_size_map(size_map: SizeMap, out: Path) -> None:
+    data = size_map.to_dict()
+    (out / "size_map.json").write_text(json.dumps(data, indent=2))
+    png = size_map_figure(size_map)
+    if png:
+        (out / "size_map.png").write_bytes(png)
+    (out / "size_map.md").write_text(size_map_markdown(size_map))
+    (out / "report.html").write_text(size_map_html(size_map, png))
+
+
+def size_map_figure(size_map: SizeMap) -> bytes | None:
+    """Validation accuracy against examples per class, one line per strategy, error bars."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not size_map.entries:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for i, strategy in enumerate(size_map.strategies):
+        xs, ys, errs = [], [], []
+        for entry in size_map.entries:
+            for m in entry.measured:
+                if m.strategy == strategy:
+                    xs.append(entry.effective_per_class(size_map.n_classes))
+                    ys.append(m.mean)
+                    errs.append(m.std)
+        if xs:
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=strategy, color=f"C{i}")
+    ax.set_xscale("log")
+    ax.set(xlabel="training examples per class", ylabel="validation accuracy",
+           title=f"{size_map.dataset} · {size_map.backbone}: accuracy by size "
+                 f"(mean ± sd, {size_map.seeds} seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def size_map_markdown(size_map: SizeMap) -> str:
+    lines = [f"# Strategy by size: {size_map.dataset} with {size_map.backbone}", "",
+             size_map.crossovers(), ""]
+    for note in size_map.noise_notes():
+        lines.append(f"- Note: {note}.")
+    header = "| per class | " + " | ".join(size_map.strategies) + " | winner | cheapest within " \
+        f"{size_map.tolerance} |"
+    lines += ["", f"Mean ± sd validation accuracy over {size_map.seeds} seeds of each "
+              "strategy's best config:", "", header,
+              "|" + "---|" * (len(size_map.strategies) + 3)]
+    for entry in size_map.entries:
+        cells = []
+        for strategy in size_map.strategies:
+            m = next((m for m in entry.measured if m.strategy == strategy), None)
+            cells.append(f"{m.mean:.3f} ± {m.std:.3f}" if m else "–")
+        best, cheap = entry.best(), entry.cheapest_within(size_map.tolerance)
+        lines.append(f"| {size_label(entry.n_per_class)} | " + " | ".join(cells) + " | "
+                     f"{describe_winner(best, entry.n_groups) if best else '–'} | "
+                     f"{cheap.strategy if cheap else '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def size_map_html(size_map: SizeMap, png: bytes | None) -> str:
+    """A self-contained page: crossovers, the plot, the table, links to each size's report."""
+    import base64
+    import html
+
+    from autotl.report import _table
+
+    esc = html.escape
+    rows = []
+    for entry in size_map.entries:
+        cells = [size_label(entry.n_per_class)]
+        for strategy in size_map.strategies:
+            m = next((m for m in entry.measured if m.strategy == strategy), None)
+            cells.append(f"{m.mean:.3f} ± {m.std:.3f}" if m else "–")
+        best = entry.best()
+        cells.append(describe_winner(best, entry.n_groups) if best else "–")
+        rows.append(cells)
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>autotl size map: {esc(size_map.dataset)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;"
+        "padding:0 1em}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid "
+        "#ccc;padding:3px 6px}img{max-width:100%}</style></head><body>",
+        f"<h1>Strategy by size: {esc(size_map.dataset)} with {esc(size_map.backbone)}</h1>",
+        f"<p><strong>{esc(size_map.crossovers())}</strong></p>",
+        *(f"<p>Note: {esc(n)}.</p>" for n in size_map.noise_notes()),
+    ]
+    if png:
+        parts.append("<img alt='accuracy by size' src='data:image/png;base64,"
+                     f"{base64.b64encode(png).decode()}'>")
+    parts += [f"<p>Mean ± sd validation accuracy over {size_map.seeds} seeds of each "
+              "strategy's best config.</p>",
+              _table(["per class", *size_map.strategies, "winner"], rows), "<h2>Each size</h2><ul>"]
+    for entry in size_map.entries:
+        link = f"{Path(entry.out).name}/report.html"
+        parts.append(f"<li><a href='{esc(link)}'>{esc(size_label(entry.n_per_class))} per "
+                     f"class</a>: study {esc(entry.study)}, {entry.n_train} train / "
+                     f"{entry.n_val} validation examples</li>")
+    parts.append("</ul></body></html>")
+    return "\n".join(parts)

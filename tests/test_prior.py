@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autotl.errors import ConfigError
+from autotl.prior import (
+    Suggestion,
+    load_prior,
+    logme,
+    recommend,
+    records_from_size_map,
+    trial_params,
+)
+
+
+def _record(strategy: str, n_per_class: int, mean: float, best: float, **extra):  # noqa: ANN003, ANN202
+    return {"source": "test", "dataset": "toy", "modality": "image",
+            "n_per_class": n_per_class, "n_classes": 10, "backbone": "test:cnn",
+            "backbone_params": 100_000, "n_groups": 6, "strategy": strategy,
+            "params": {"lr": 0.003, "head": "linear", "weight_decay": 1e-4, **extra},
+            "mean_accuracy": mean, "best_mean_at_size": best}
+
+
+@pytest.fixture
+def prior_file(tmp_path: Path) -> Path:
+    """Head-only wins with little data, full with lots, subset in between."""
+    records = [
+        _record("head-only", 5, 0.70, 0.70), _record("full", 5, 0.55, 0.70),
+        _record("subset", 5, 0.62, 0.70, freeze_depth=3),
+        _record("head-only", 500, 0.86, 0.91), _record("full", 500, 0.91, 0.91),
+        _record("subset", 500, 0.90, 0.91, freeze_depth=3),
+    ]
+    path = tmp_path / "prior.json"
+    path.write_text(json.dumps({"format": 1, "records": records}))
+    return path
+
+
+def test_recommend_ranks_by_the_nearest_sizes(prior_file: Path) -> None:
+    small = recommend("image", 4, 10, prior=prior_file)
+    assert [s.strategy for s in small] == ["head-only", "subset", "full"]
+    large = recommend("image", 800, 10, prior=prior_file)
+    assert large[0].strategy == "full"
+    assert large[0].evidence[0]["n_per_class"] == 500
+    assert all(0 < s.score <= 1 for s in small + large)
+
+
+def test_recommend_filters_modality_and_strategies(prior_file: Path) -> None:
+    assert recommend("text", 20, 10, prior=prior_file) == []
+    only = recommend("image", 5, 10, prior=prior_file, strategies=["full", "subset"], top=1)
+    assert [s.strategy for s in only] == ["subset"]
+
+
+def test_bad_prior_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_prior(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": 1, "records": [{"dataset": "x"}]}))
+    with pytest.raises(ConfigError, match="record 0 lacks"):
+        load_prior(bad)
+    with pytest.raises(ConfigError, match="modality"):
+        recommend("audio", 5, 10, prior=[])
+
+
+def test_shipped_prior_loads() -> None:
+    records = load_prior("default")
+    assert isinstance(records, list)
+    assert all(r["modality"] in ("image", "text") for r in records)
+
+
+def test_trial_params_port_freeze_depth_and_clip_lr() -> None:
+    suggestion = Suggestion(strategy="subset", params={
+        "lr": 0.5, "freeze_depth": 3, "freeze_fraction": 0.5, "head": "mlp", "mlp.hidden": 256,
+        "weight_decay": 1e-4}, score=1.0, support=1.0)
+    params = trial_params(suggestion, n_groups=8, lr_range=(1e-5, 1e-2), heads=["linear"])
+    assert params == {"strategy": "subset", "head": "linear", "subset.lr": 1e-2,
+                      "subset.freeze_depth": 4, "weight_decay": 1e-4}
+
+
+def test_logme_prefers_features_that_fit_the_labels() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    informative = np.eye(4)[labels] * 3 + rng.normal(size=(200, 4)) * 0.5
+    informative = np.hstack([informative, rng.normal(size=(200, 12))])
+    noise = rng.normal(size=(200, 16))
+    assert logme(informative, labels) > logme(noise, labels) + 0.1
+
+
+def test_records_from_a_size_map() -> None:
+    size_map = {"dataset": "toy", "modality": "image", "n_classes": 3, "backbone": "b",
+                "backbone_params": 10, "sizes": [
+                    {"n_per_class": None, "n_train": 30, "n_groups": 4, "logme": 0.1,
+                     "best": {"mean": 0.9},
+                     "per_strategy": [{"strategy": "full", "params": {"lr": 1e-3},
+                                       "mean": 0.9, "std": 0.01, "seeds": 3,
+                                       "train_seconds": 1.0, "trainable_params": 5}]}]}
+    (record,) = records_from_size_map(size_map, source="unit")
+    assert record["n_per_class"] == 10 and record["best_mean_at_size"] == 0.9
+    assert record["logme"] == 0.1 and record["source"] == "unit"

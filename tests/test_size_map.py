@@ -1,0 +1,83 @@
+"""The strategy-by-size map on tiny data: one study per size, seeds re-run for real."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import optuna
+import pytest
+import tiny_components
+
+from autotl.errors import ConfigError
+from autotl.plugins import load_plugins
+from autotl.size_map import RERUN_STUDY_SUFFIX, parse_sizes, search_sizes
+from autotl.study import search
+
+STRATEGIES = ["full", "head-only", "subset"]
+
+
+def _settings(out: Path) -> dict:
+    return dict(data="test:images", backbone="test:cnn", strategies=STRATEGIES, trials=3,
+                out=out, cache_dir=out.parent / "cache", min_steps=5, max_steps=5,
+                eval_points=1, batch_size=16, image_size=32, prior="none")
+
+
+def test_parse_sizes() -> None:
+    assert parse_sizes("20, all,5") == [5, 20, None]
+    with pytest.raises(ConfigError, match="whole numbers"):
+        parse_sizes("5,lots")
+    with pytest.raises(ConfigError, match="at least 1"):
+        parse_sizes("0,5")
+
+
+def test_size_map_measures_every_strategy_at_every_size(tmp_path: Path) -> None:
+    plugins = load_plugins(extra=[tiny_components])
+    out = tmp_path / "map"
+    size_map = search(plugins=plugins, progress=False, sizes="4,8", seeds=2, **_settings(out))
+    data = json.loads((out / "size_map.json").read_text())
+    assert [s["n_per_class"] for s in data["sizes"]] == [4, 8]
+    for rung in data["sizes"]:
+        assert rung["n_train"] == rung["n_per_class"] * 3
+        assert {m["strategy"] for m in rung["per_strategy"]} == set(STRATEGIES)
+        for m in rung["per_strategy"]:
+            assert m["seeds"] == 2 and len(m["accuracies"]) == 2
+            assert m["std"] == pytest.approx(statistics.stdev(m["accuracies"]))
+            assert m["accuracies"][0] == m["search_accuracy"]
+        assert rung["best"]["mean"] == max(m["mean"] for m in rung["per_strategy"])
+        assert rung["logme"] is not None
+        # The second seed is a real re-run stored in the storage, not a copy.
+        reruns = optuna.load_study(study_name=rung["study"] + RERUN_STUDY_SUFFIX,
+                                   storage=f"sqlite:///{out.resolve() / 'study.db'}")
+        stored = {(t.user_attrs["source_trial"], t.value) for t in reruns.trials}
+        assert {(m["trial"], m["accuracies"][1]) for m in rung["per_strategy"]} == stored
+    assert data["crossovers"] == size_map.crossovers()
+    assert "per class" in data["crossovers"]
+    assert (out / "size_map.png").read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert (out / "4pc" / "recommendation.json").is_file()
+
+
+def test_resumed_size_map_does_not_repeat_reruns(tmp_path: Path) -> None:
+    plugins = load_plugins(extra=[tiny_components])
+    out = tmp_path / "map"
+    settings = _settings(out)
+    first = search_sizes(search_config(settings), [4], plugins=plugins, progress=False, seeds=2)
+    storage = f"sqlite:///{out.resolve() / 'study.db'}"
+    name = first.entries[0].study + RERUN_STUDY_SUFFIX
+    before = len(optuna.load_study(study_name=name, storage=storage).trials)
+    settings["trials"] = 1
+    again = search_sizes(search_config(settings), [4], plugins=plugins, progress=False, seeds=2)
+    after = len(optuna.load_study(study_name=name, storage=storage).trials)
+    first_best = {m.strategy: m for m in first.entries[0].measured}
+    for m in again.entries[0].measured:  # an unchanged best reuses its stored re-runs
+        if m.trial == first_best[m.strategy].trial:
+            assert m.accuracies == first_best[m.strategy].accuracies
+    assert after - before <= 1  # only the one new trial could have become a best
+
+
+def search_config(settings: dict):  # noqa: ANN201
+    from autotl.config import SearchConfig
+
+    return SearchConfig(**settings)

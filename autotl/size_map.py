@@ -201,8 +201,7 @@ def describe_winner(measured: Measured, n_groups: int) -> str:
 
 
 def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any = None,
-                 progress: bool | None = None, seeds: int = 3,
-                 suggestions: Any = None) -> SizeMap:
+                 progress: bool | None = None, seeds: int = 3) -> SizeMap:
     """Run the ladder; each rung is an ordinary resumable study in the shared storage."""
     from autotl.plugins import load_plugins
     from autotl.study import Session, default_study_name
@@ -220,8 +219,7 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
         label = size_label(size)
         rung = config.replace(n_per_class=size, study=f"{base}-{label}pc",
                               out=out / f"{label}pc", storage=storage)
-        extra = suggestions(rung) if suggestions else None
-        session = Session(rung, plugins=plugins, progress=progress, suggestions=extra)
+        session = Session(rung, plugins=plugins, progress=progress)
         log.info("size %s per class: study %s", label, rung.study)
         session.optimize()
         session.finish()

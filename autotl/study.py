@@ -118,10 +118,14 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
                                 val_fraction=config.val_fraction, seed=config.seed)
     config = config.replace(backbone=spec.name, strategies=list(strategies),
                             heads=list(heads))
+    # Validation never depends on n_per_class, so every rung of a size ladder shares its
+    # cached validation activations.
     split_keys = {
-        split: activation_key(data=data.fingerprint, split=split, seed=config.seed,
-                              n_per_class=config.n_per_class, val_fraction=config.val_fraction)
-        for split in ("train", "val")
+        "train": activation_key(data=data.fingerprint, split="train", seed=config.seed,
+                                n_per_class=config.n_per_class,
+                                val_fraction=config.val_fraction),
+        "val": activation_key(data=data.fingerprint, split="val", seed=config.seed,
+                              val_fraction=config.val_fraction),
     }
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys)
 

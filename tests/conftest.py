@@ -7,6 +7,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# Tiny models gain nothing from threads, and OpenMP's spinning threads make a busy 2-core
+# machine (CI) crawl; set before torch is imported, so subprocesses inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

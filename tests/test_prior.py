@@ -100,3 +100,30 @@ def test_records_from_a_size_map() -> None:
     (record,) = records_from_size_map(size_map, source="unit")
     assert record["n_per_class"] == 10 and record["best_mean_at_size"] == 0.9
     assert record["logme"] == 0.1 and record["source"] == "unit"
+
+
+def test_describe_problem_reads_size_and_logme_from_data(tmp_path: Path) -> None:
+    import tiny_components
+
+    from autotl.config import SearchConfig
+    from autotl.plugins import load_plugins
+    from autotl.study import describe_problem
+
+    plugins = load_plugins(extra=[tiny_components])
+    config = SearchConfig(data="test:images", backbone="test:cnn", image_size=32,
+                          n_per_class=10, cache_dir=tmp_path / "cache", prior="none")
+    problem = describe_problem(config, plugins)
+    assert problem["modality"] == "image" and problem["n_classes"] == 3
+    assert problem["n_per_class"] == 10 and problem["backbone"] == "test:cnn"
+    assert isinstance(problem["logme"], float)
+
+
+def test_recommend_command(prior_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from autotl.cli import main
+
+    assert main(["recommend", "--modality", "image", "--n-per-class", "6", "--n-classes", "10",
+                 "--prior", str(prior_file), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["suggestions"][0]["strategy"] == "head-only"
+    assert main(["recommend", "--modality", "image", "--prior", str(prior_file)]) == 2
+    assert "--n-per-class, --n-classes" in capsys.readouterr().err

@@ -119,6 +119,14 @@ class Backbone:
     def n_params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
+    def first_group_with(self, predicate: Callable[[str], bool]) -> int:
+        """Index of the first layer group holding a parameter name ``predicate`` accepts
+        (``n_groups`` if none): the frozen depth of a strategy that changes just those."""
+        for depth, group in enumerate(self.layer_groups):
+            if any(predicate(name) for name in group):
+                return depth
+        return self.n_groups
+
     def stages(self, module: nn.Module | None = None) -> list[Callable[[Any], Any]] | None:
         """``n_groups + 1`` callables over ``module`` (default: this backbone's): stage ``i``
         computes layer group ``i`` and the last turns the final stage's output into pooled

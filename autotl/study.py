@@ -268,6 +268,18 @@ class Session:
         return self.trainer.run(plan, seed=seed)
 
 
+def configured_backbone(spec: BackboneSpec, config: SearchConfig) -> Any:
+    """The process's pretrained backbone with the input size the config asks for."""
+    backbone = load_backbone(spec, config.pretrained)
+    if config.image_size and backbone.modality == "image":
+        backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(
+            config.image_size))
+    if backbone.modality == "text" and config.max_length != backbone.preprocessing.max_length:
+        backbone = replace(backbone, preprocessing=replace(
+            backbone.preprocessing, max_length=config.max_length))
+    return backbone
+
+
 def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
     """The pretrained backbone (with the configured input size), the Trainer every trial of
     the study shares, and its activation cache."""
@@ -275,13 +287,7 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
     from autotl.training import Trainer
 
     config = prep.config
-    backbone = load_backbone(prep.backbone_spec, config.pretrained)
-    if config.image_size and backbone.modality == "image":
-        backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(
-            config.image_size))
-    if backbone.modality == "text" and config.max_length != backbone.preprocessing.max_length:
-        backbone = replace(backbone, preprocessing=replace(
-            backbone.preprocessing, max_length=config.max_length))
+    backbone = configured_backbone(prep.backbone_spec, config)
     if "subset" in prep.strategies and backbone.n_groups < 2:
         raise ConfigError(f"{backbone.name} has {backbone.n_groups} layer group; the subset "
                           "strategy needs at least 2. Leave subset out of --strategies.")

@@ -24,7 +24,6 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from autotl.cache import ActivationCache
     from autotl.config import SearchConfig
     from autotl.plugins import load_plugins
-    from autotl.study import load_backbone, prepare
+    from autotl.study import configured_backbone, prepare
     from autotl.training import Trainer, TrialPlan, resolve_device
 
     if args.threads:
@@ -80,13 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plugins = load_plugins()
     start = time.perf_counter()
     prep = prepare(config, plugins)
-    backbone = load_backbone(prep.backbone_spec, config.pretrained)
-    if backbone.modality == "image":
-        backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(
-            args.image_size))
-    else:
-        backbone = replace(backbone, preprocessing=replace(backbone.preprocessing,
-                                                           max_length=args.max_length))
+    backbone = configured_backbone(prep.backbone_spec, prep.config)
     device = resolve_device(args.device)
     print(f"loaded {len(prep.train)} train / {len(prep.val)} val examples of {args.data} and "
           f"{backbone.name} ({backbone.n_groups} layer groups) in "

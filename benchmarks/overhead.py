@@ -37,7 +37,6 @@ import math
 import platform
 import sys
 import time
-from dataclasses import replace
 from typing import Any
 
 GOAL = 0.95
@@ -83,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from autotl.errors import ConfigError
     from autotl.inputs import batches_of_inputs, tree_cat
     from autotl.plugins import load_plugins
-    from autotl.study import load_backbone, prepare
+    from autotl.study import configured_backbone, prepare
     from autotl.training import Trainer, TrialPlan, resolve_device, warmup_fraction
 
     if args.threads:
@@ -96,11 +95,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         device=args.device, pretrained=not args.no_pretrained, seed=args.seed,
     )
     prep = prepare(config, load_plugins())
-    backbone = load_backbone(prep.backbone_spec, config.pretrained)
+    backbone = configured_backbone(prep.backbone_spec, prep.config)
     if backbone.modality != "image":
         raise ConfigError(f"the overhead benchmark takes an image backbone, but got "
                           f"{backbone.name!r} ({backbone.modality}).")
-    backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(args.image_size))
     device = resolve_device(args.device)
     num_classes = len(prep.data.class_names)
 

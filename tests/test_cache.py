@@ -19,7 +19,7 @@ import autotl
 from autotl.cache import ActivationCache
 from autotl.config import SearchConfig
 from autotl.plugins import Plugins, load_plugins
-from autotl.study import Prepared, load_backbone, prepare, search
+from autotl.study import Prepared, configured_backbone, prepare, search
 from autotl.testing import tiny_cnn
 from autotl.training import Trainer, TrialPlan, TrialResult
 
@@ -55,15 +55,7 @@ def _prepare(plugins: Plugins, model: str = "cnn", **settings: Any) -> Prepared:
 
 def _backbone(prep: Prepared) -> Any:
     """The study's backbone: loaded once per process, resized as ``Session`` does."""
-    config = prep.config
-    backbone = load_backbone(prep.backbone_spec, config.pretrained)
-    if config.image_size and backbone.modality == "image":
-        backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(
-            config.image_size))
-    if backbone.modality == "text" and config.max_length != backbone.preprocessing.max_length:
-        backbone = replace(backbone, preprocessing=replace(
-            backbone.preprocessing, max_length=config.max_length))
-    return backbone
+    return configured_backbone(prep.backbone_spec, prep.config)
 
 
 def _trainer(prep: Prepared, cache: ActivationCache | None, backbone: Any = None,

@@ -82,10 +82,8 @@ def apply_lora(model, params):  # noqa: ANN001, ANN201
 
 def lora_frozen_depth(params, backbone):  # noqa: ANN001, ANN201, ARG001
     """Groups before the first adapted module compute exactly what they did pretrained."""
-    for depth, group in enumerate(backbone.layer_groups):
-        if any(name.rsplit(".", 1)[0] in backbone.lora_targets for name in group):
-            return depth
-    return backbone.n_groups
+    targets = set(backbone.lora_targets)
+    return backbone.first_group_with(lambda name: name.rsplit(".", 1)[0] in targets)
 
 
 @hookimpl

@@ -12,10 +12,7 @@ def apply_bitfit(model, params):  # noqa: ANN001, ANN201, ARG001
 
 def bitfit_frozen_depth(params, backbone):  # noqa: ANN001, ANN201, ARG001
     """Biases sit in every group, so the first group with a bias is the first that changes."""
-    for depth, group in enumerate(backbone.layer_groups):
-        if any(name.endswith(".bias") for name in group):
-            return depth
-    return backbone.n_groups
+    return backbone.first_group_with(lambda name: name.endswith(".bias"))
 
 
 @autotl.hookimpl

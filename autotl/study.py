@@ -468,11 +468,12 @@ class Objective:
 class _ProgressBar:
     """Trials done, best so far and time left; quiet when not attached to a terminal."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int, enabled: bool, timeout: float | None) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, unit="trial", desc="search", disable=not enabled,
                         dynamic_ncols=True)
+        self.deadline = time.monotonic() + timeout if timeout else None
 
     def callback(self, study: Any, trial: Any) -> None:
         import optuna
@@ -485,7 +486,10 @@ class _ProgressBar:
             best_text = f"{best.value:.3f} {best.params.get('strategy')}"
         except ValueError:
             best_text = "-"
-        self.bar.set_postfix_str(f"best {best_text} | last {strategy} {value}")
+        left = ""
+        if self.deadline is not None:  # tqdm's ETA knows the trial count, not the timeout
+            left = f" | timeout in {max(0, self.deadline - time.monotonic()):.0f}s"
+        self.bar.set_postfix_str(f"best {best_text} | last {strategy} {value}{left}")
         self.bar.update(1)
         seconds = trial.user_attrs.get("train_seconds")
         took = f" in {seconds:.1f} s" if seconds is not None else ""
@@ -503,4 +507,4 @@ class _ProgressBar:
 
 def _progress_bar(config: SearchConfig, progress: bool | None) -> _ProgressBar:
     enabled = sys.stderr.isatty() if progress is None else progress
-    return _ProgressBar(config.trials, enabled)
+    return _ProgressBar(config.trials, enabled, config.timeout)

@@ -1,7 +1,10 @@
 """Built-in plugin: the four fine-tuning strategies ``full``, ``subset``, ``head-only``, ``lora``.
 
 Learning-rate ranges differ per strategy: a linear head on frozen features wants a much larger
-rate than a whole-model fine-tune, and LoRA's low-rank updates want the largest.
+rate than a whole-model fine-tune, and LoRA's low-rank updates want the largest. With step
+budgets of a few hundred one-cycle steps, rates below 1e-4 barely move a pretrained model, so
+the ranges start there (measured on Fashion-MNIST with Lite0: subset trials at lr 1e-5 to 4e-5
+trailed the strategy's best by 0.50 to 0.65 accuracy, a LoRA trial at 1.2e-4 by 0.31).
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
         name="full",
         apply=apply_full,
         frozen_depth=no_frozen_depth,
-        lr_range=(1e-5, 1e-2),
+        lr_range=(1e-4, 1e-2),
         known_good=lambda backbone: [{"lr": 1e-3}],
         description="fine-tune the whole backbone and a new head",
     ))
@@ -101,7 +104,7 @@ def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
         apply=apply_subset,
         frozen_depth=subset_frozen_depth,
         suggest=suggest_subset,
-        lr_range=(1e-5, 1e-2),
+        lr_range=(1e-4, 1e-2),
         known_good=subset_known_good,
         description="freeze the first k layer groups (k searched), fine-tune the rest",
     ))
@@ -109,7 +112,7 @@ def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
         name="head-only",
         apply=apply_head_only,
         frozen_depth=all_frozen_depth,
-        lr_range=(1e-4, 1e-1),
+        lr_range=(3e-4, 1e-1),
         known_good=lambda backbone: [{"lr": 3e-3}],
         description="freeze the backbone (kept in eval mode); train only the new head",
     ))
@@ -118,7 +121,7 @@ def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
         apply=apply_lora,
         frozen_depth=lora_frozen_depth,
         suggest=suggest_lora,
-        lr_range=(1e-4, 5e-2),
+        lr_range=(3e-4, 5e-2),
         known_good=lambda backbone: [{"lr": 3e-3, "r": 8, "alpha": 16, "dropout": 0.0}],
         description="PEFT LoRA adapters on attention projections or pointwise convs (r, alpha, "
         "dropout searched) plus a new head",

@@ -111,3 +111,26 @@ def test_label_array_follows_the_selected_rows():
     labels = label_array(train)
     assert labels.dtype.name == "int64"
     assert labels.tolist() == list(train["label"])
+
+
+def test_select_classes_keeps_and_re_encodes_only_those() -> None:
+    from autotl.data import select_classes
+
+    data = make_data()
+    kept = select_classes(data, ["c", "a"])
+    assert kept.class_names == ["c", "a"]
+    assert kept.train.features["label"].names == ["c", "a"]
+    assert per_class(kept.train) == {0: 10, 1: 50}
+    assert all(text in rows(data.train) for text in rows(kept.train))
+    assert kept.fingerprint != data.fingerprint
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    (["a", "zebra"], "'zebra'.*its classes are"),
+    (["a"], "at least 2 distinct classes"),
+])
+def test_select_classes_rejects_bad_names(names: list[str], message: str) -> None:
+    from autotl.data import select_classes
+
+    with pytest.raises(DataError, match=message):
+        select_classes(make_data(), names)

@@ -218,19 +218,10 @@ def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
 
 
 def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
-    from autotl.study import run_search
+    from autotl.study import search
 
-    config = config_from_args(args)
-    if config.sizes:
-        from autotl.size_map import parse_sizes, search_sizes, size_map_markdown
-
-        size_map = search_sizes(config.replace(sizes=None), parse_sizes(config.sizes),
-                                plugins=plugins, seeds=config.seeds)
-        print(size_map_markdown(size_map))
-        print(f"size map written to {size_map.out}/size_map.json, size_map.png, report.html")
-        return 0
-    recommendation = run_search(config, plugins=plugins)
-    print(recommendation.summary())
+    result = search(config_from_args(args), plugins=plugins)  # a Recommendation or a SizeMap
+    print(result.summary())
     return 0
 
 

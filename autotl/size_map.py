@@ -165,6 +165,11 @@ class SizeMap:
                 )
         return notes
 
+    def summary(self) -> str:
+        """The map as printed by ``autotl search --sizes``."""
+        return (size_map_markdown(self) + f"\nsize map written to {self.out}/size_map.json, "
+                "size_map.png, size_map.md and report.html")
+
     def to_dict(self) -> dict[str, Any]:
         sizes = []
         for entry in self.entries:
@@ -321,9 +326,9 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
         if xs:
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=strategy, color=f"C{i}")
     ax.set_xscale("log")
-    ax.set(xlabel="training examples per class", ylabel="validation accuracy",
-           title=f"{size_map.dataset} · {size_map.backbone}: accuracy by size "
-                 f"(mean ± sd, {size_map.seeds} seeds)")
+    ax.set(xlabel="training examples per class", ylabel="validation accuracy")
+    ax.set_title(f"{size_map.dataset} · {size_map.backbone}\naccuracy by size "
+                 f"(mean ± sd over {size_map.seeds} seeds)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -110,7 +110,7 @@ def autotl_create_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler |
 def autotl_create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner | None:
     """Return the Optuna pruner fed with intermediate validation accuracy, or ``None``.
 
-    The first non-``None`` answer wins; the built-in median pruner is registered ``trylast``.
+    The first non-``None`` answer wins; the built-in median-within-strategy pruner is ``trylast``.
     """
 
 

@@ -198,3 +198,30 @@ def test_config_errors_name_the_setting() -> None:
         autotl.SearchConfig(data="x", trials=0)
     with pytest.raises(ConfigError, match="did you mean 'n_per_class'"):
         autotl.SearchConfig.from_mapping({"data": "x", "n_per_clas": 3})
+
+
+def test_the_default_pruner_compares_a_trial_with_its_own_strategy_only() -> None:
+    from autotl.builtin.optuna_defaults import strategy_median_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=strategy_median_pruner())
+    distributions = {"strategy": optuna.distributions.CategoricalDistribution(
+        ["full", "head-only"])}
+    for strategy, value in [("full", 0.9), ("full", 0.8), ("head-only", 0.5),
+                            ("head-only", 0.3)]:
+        study.add_trial(optuna.trial.create_trial(
+            params={"strategy": strategy}, distributions=distributions, value=value,
+            intermediate_values={0: value, 1: value}))
+
+    def pruned(strategy: str, value: float, step: int = 1) -> bool:
+        study.enqueue_trial({"strategy": strategy})
+        trial = study.ask(distributions)
+        assert trial.params["strategy"] == strategy
+        trial.report(value, step)
+        decision = trial.should_prune()
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return decision
+
+    assert pruned("head-only", 0.45) is False  # above its own strategy's median (0.4)
+    assert pruned("head-only", 0.35) is True
+    assert pruned("full", 0.80) is True  # below full's median (0.85)
+    assert pruned("full", 0.10, step=0) is False  # the first checkpoint is never pruned

@@ -26,11 +26,40 @@ def autotl_create_sampler(config):  # noqa: ANN001, ANN201
 
 @hookimpl(trylast=True)
 def autotl_create_pruner(config):  # noqa: ANN001, ANN201
-    """Median pruning on intermediate validation accuracy, never before every strategy's
-    known-good trial has run nor at a trial's first checkpoint."""
-    import optuna
+    """Median pruning within each strategy (see :func:`strategy_median_pruner`)."""
+    return strategy_median_pruner()
 
-    return optuna.pruners.MedianPruner(
-        n_startup_trials=len(config.strategies) + 1,
-        n_warmup_steps=1,
-    )
+
+def strategy_median_pruner(n_startup_trials: int = 2, n_warmup_steps: int = 1):  # noqa: ANN201
+    """Prune a trial whose validation accuracy at a checkpoint is below the median of the
+    completed trials **of its own strategy** at that checkpoint, once that strategy has
+    ``n_startup_trials`` of them, and never before checkpoint ``n_warmup_steps``.
+
+    Optuna's pruners compare a trial with every completed trial. In a strategy comparison
+    that prunes the strategies that learn slower or plateau lower (head-only, early LoRA) before
+    they are tuned at all: measured in the demo, the global median pruned 17 of 22 trials and
+    left one completed trial for three of the four strategies.
+    """
+    import optuna
+    from optuna.pruners import BasePruner
+
+    class StrategyMedianPruner(BasePruner):
+        def prune(self, study, trial) -> bool:  # noqa: ANN001
+            step = trial.last_step
+            if step is None or step < n_warmup_steps:
+                return False
+            strategy = trial.params.get("strategy")
+            values = [
+                t.intermediate_values[step]
+                for t in study.get_trials(deepcopy=False,
+                                          states=(optuna.trial.TrialState.COMPLETE,))
+                if t.params.get("strategy") == strategy and step in t.intermediate_values
+            ]
+            if len(values) < n_startup_trials:
+                return False
+            values.sort()
+            middle = len(values) // 2
+            median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+            return trial.intermediate_values[step] < median
+
+    return StrategyMedianPruner()

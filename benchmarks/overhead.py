@@ -14,8 +14,9 @@ same validation tensors at the end. What each side's timed region holds:
 * bare: the loop one would write by hand: ``copy.deepcopy`` of the backbone, a new
   ``nn.Linear``, ``torch.optim.AdamW`` over all parameters, ``randperm`` batches indexed from the
   same tensors, forward, cross-entropy, backward, step, and one evaluation pass. It uses the
-  numerics autotl picks (channels-last for a CNN, bf16 autocast on CUDA) so that the ratio
-  measures the loop and not a memory-format or precision choice; ``--bare-layout contiguous``
+  numerics autotl picks (channels-last for a CNN, bf16 autocast on CUDA, the multi-tensor
+  ``foreach`` AdamW) so that the ratio measures the loop and not a memory-format, precision or
+  optimizer-kernel choice; ``--bare-layout contiguous``
   makes it a plain NCHW loop instead.
 
 Both sides run a few untimed warm-up steps first, then alternate ``--repeats`` times; the best
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                     torch.nn.Linear(backbone.feature_dim, num_classes))
         model.to(device=device, memory_format=layout)
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr,
-                                      weight_decay=args.weight_decay)
+                                      weight_decay=args.weight_decay, foreach=True)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=args.lr, total_steps=n_steps, pct_start=warmup_fraction(n_steps))
         generator = torch.Generator().manual_seed(args.seed)

@@ -487,3 +487,25 @@ def test_a_trial_recomputes_a_damaged_entry(plugins: Plugins, tmp_path: Path) ->
     assert cache.stats.misses == 1 and cache.stats.hits >= 2
     assert again.cached_depth == first.cached_depth
     _assert_same_training(again, first)
+
+
+@pytest.mark.parametrize("inner_cached", [False, True])
+def test_compute_time_counts_each_piece_of_work_once(tmp_path: Path, inner_cached: bool) -> None:
+    """An entry built from another entry (activations from cached inputs) costs both — a later
+    hit saves both — but the study's compute time must count the inner work only once."""
+    cache = ActivationCache(tmp_path, BIG)
+
+    def inner(budget: int) -> tuple[torch.Tensor, float]:
+        return _tree(1.0), 1.0
+
+    def outer(budget: int) -> tuple[torch.Tensor, float]:
+        _, inner_seconds = cache.fetch("inner", inner, "inputs")
+        return _tree(2.0), inner_seconds + 2.0  # 2 s of its own work
+
+    if inner_cached:
+        cache.fetch("inner", inner, "inputs")
+    assert cache.fetch("outer", outer, "activations")[1] == 3.0
+    assert cache.stats.compute_seconds == 3.0  # 1 s inputs + 2 s activations, never 4
+    assert cache.stats.saved_seconds == (1.0 if inner_cached else 0.0)
+    cache.fetch("outer", outer, "activations")
+    assert cache.stats.saved_seconds == (1.0 if inner_cached else 0.0) + 3.0

@@ -40,6 +40,8 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
     """One flat row per trial: measurements, then every parameter, then any error."""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.state.name == "WAITING":  # queued configs (known-good, retries) not started yet
+            continue
         attrs = t.user_attrs
         row: dict[str, Any] = {
             "number": t.number,

@@ -30,6 +30,10 @@ DEFAULT_BACKBONES = {
     "text": ("offline:minilm-l6", "hf:sentence-transformers/all-MiniLM-L6-v2"),
 }
 KNOWN_GOOD_WEIGHT_DECAY = 1e-4
+# A trial whose process dies (killed, out of memory, power loss) stays RUNNING in storage;
+# Optuna fails it once its heartbeat is older than the grace period and we queue it again.
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
 _BACKBONES: dict[tuple[str, bool], Any] = {}  # pretrained weights, loaded once per process
 
 
@@ -187,10 +191,11 @@ class Session:
         prep.config = config
         device = resolve_device(config.device)
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C).
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
         sampler = self.plugins.pm.hook.autotl_create_sampler(config=config)
         pruner = self.plugins.pm.hook.autotl_create_pruner(config=config)
-        study = optuna.create_study(storage=storage, study_name=study_name,
+        study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
                                     load_if_exists=True)
         _check_or_record_identity(study, config, prep)
@@ -206,6 +211,11 @@ class Session:
         log.info("study %s: %d train / %d val examples of %d classes, %s, %d steps per trial, "
                  "on %s; storage %s", study_name, len(prep.train), len(prep.val),
                  len(prep.data.class_names), backbone.name, self.trainer.steps, device, storage)
+
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        if finished:
+            log.info("resuming study %s: %d finished trials kept, numbering continues",
+                     study_name, len(finished))
 
     def prior_suggestions(self) -> list[dict[str, Any]]:
         """The prior's top configs for this problem, as trial params to enqueue first."""
@@ -401,6 +411,28 @@ def enqueue_known_good(study: Any, prep: Prepared, backbone: Any) -> None:
             study.enqueue_trial(params, skip_if_exists=True)
 
 
+def open_storage(url: str) -> Any:
+    """The study's database with Optuna's heartbeat, so a trial left RUNNING by a dead process
+    is failed and queued again instead of haunting the study."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=_requeue_stale_trial)
+
+
+def _requeue_stale_trial(study: Any, trial: Any) -> None:
+    import optuna
+
+    log.warning("trial %d stopped without a result (its process was killed or crashed); "
+                "marked failed and queued again", trial.number)
+    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, trial)
+
+
 class Objective:
     """Optuna objective: one trial of the Trainer, its measurements stored on the trial."""
 
@@ -432,6 +464,11 @@ class Objective:
             log.warning("trial %d (%s) failed: %s", trial.number, plan.strategy, error)
             self._finished(TrialResult(plan=plan, state="failed", number=trial.number,
                                        error=error))
+            raise
+        except KeyboardInterrupt:
+            # Optuna records the trial as failed; queue its config so a rerun measures it.
+            trial.set_user_attr("error", "interrupted (Ctrl-C); queued again for the next run")
+            trial.study.enqueue_trial(trial.params)
             raise
         result.number = trial.number
         for key in ("train_seconds", "wall_seconds", "trainable_params", "total_params",

@@ -96,6 +96,61 @@ def test_rerun_resumes_without_losing_trials(plugins, tmp_path: Path) -> None:  
     assert rec.n_trials == 6
 
 
+def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_config(
+        plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    from autotl.training import Trainer
+
+    run, calls = Trainer.run, []
+
+    def interrupt_the_third(self, plan, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(plan)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run(self, plan, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", interrupt_the_third)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _search(plugins, out, trials=5)
+    rows = _trials(out)  # outputs are written on the way out
+    assert [r["state"] for r in rows] == ["complete", "complete", "fail"]
+    assert "interrupted (Ctrl-C)" in rows[2]["error"]
+    monkeypatch.setattr(Trainer, "run", run)
+    _search(plugins, out, trials=2)  # the last queued known-good config, then the requeued one
+    rows = _trials(out)
+    assert len(rows) == 5 and all(r["state"] in ("complete", "pruned") for r in rows[3:])
+    study = optuna.load_study(study_name=json.loads(
+        (out / "recommendation.json").read_text())["study"], storage=f"sqlite:///{out / 'study.db'}")
+    assert study.trials[4].params == study.trials[2].params  # the interrupted config, rerun
+
+
+def test_a_trial_left_running_by_a_dead_process_is_failed_and_queued_again(
+        plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+        caplog: pytest.LogCaptureFixture) -> None:
+    import time
+
+    import autotl.study
+
+    monkeypatch.setattr(autotl.study, "HEARTBEAT_SECONDS", 1)
+    monkeypatch.setattr(autotl.study, "GRACE_SECONDS", 1)
+    out = tmp_path / "run"
+    rec = _search(plugins, out, trials=4)  # every queued known-good config has run
+    # A process that started a trial and died: a heartbeat, then silence.
+    storage = autotl.study.open_storage(f"sqlite:///{out / 'study.db'}")
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() outside optimize()
+        orphan = optuna.load_study(study_name=rec.study, storage=storage).ask()
+    storage.record_heartbeat(orphan._trial_id)
+    time.sleep(2.5)
+    with caplog.at_level("WARNING", logger="autotl"):
+        _search(plugins, out, trials=1)
+    study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
+    assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    retry = study.trials[-1]
+    assert retry.system_attrs.get("failed_trial") == orphan.number
+    assert retry.state.is_finished() and retry.state != optuna.trial.TrialState.FAIL
+    assert f"trial {orphan.number} stopped without a result" in caplog.text
+
+
 def test_resume_with_other_settings_is_refused(plugins, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     _search(plugins, out, trials=4, study="fixed")

@@ -1,0 +1,247 @@
+"""Regret against the exhaustive oracle, with its interval and the oracle's own noise floor.
+
+Rows are compared within a **group**: one task, one size (``n_per_class``), one protocol.
+
+- The oracle's best is the highest mean test accuracy over seeds of any one config of its grid
+  (ties: the one that trained in fewer seconds).
+- A method's **regret** is that best minus the method's mean test accuracy over its rows (its
+  seeds). Its interval is a paired percentile bootstrap over test examples: each resample
+  draws test examples with replacement and recomputes both means on the same examples, from
+  the per-example correctness rows keep (``test_correct``).
+- The oracle's **noise floor** is the regret the oracle itself would suffer from seed noise:
+  pick the best config by one replicate (seed) alone, score that config on the other
+  replicates, and subtract from the oracle's best; averaged over which replicate picks.
+  Replicates are a config's runs in order of seed.
+- **Compute fraction** is a method's mean compute seconds per run over the oracle's total
+  (every config × seed).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ORACLE = "oracle"
+BOOTSTRAP_SAMPLES = 2000
+CONFIDENCE = 0.95
+TIE = 1e-12
+
+
+@dataclass
+class Standing:
+    """One method in one group: its accuracy, regret with interval, and compute."""
+
+    task: str
+    n_per_class: int | None
+    protocol: str
+    backbone: str
+    method: str
+    runs: int
+    test_mean: float
+    test_sd: float | None
+    val_mean: float | None
+    compute_seconds: float
+    strategies: list[str]
+    regret: float | None = None
+    regret_low: float | None = None
+    regret_high: float | None = None
+    noise_floor: float | None = None
+    compute_fraction: float | None = None
+    win: bool = False
+    detail: str = ""  # the oracle's best config, in words
+    rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("rows")
+        return out
+
+
+def config_key(row: dict[str, Any]) -> str:
+    return json.dumps([row["strategy"], row["params"]], sort_keys=True)
+
+
+def group_key(row: dict[str, Any]) -> tuple[str, int | None, str]:
+    return (row["task"], row["n_per_class"], row["protocol"])
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values)
+
+
+def best_config(oracle_rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]] | None:
+    """The oracle config with the highest mean test accuracy (ties: fewer train seconds)."""
+    configs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in oracle_rows:
+        configs[config_key(row)].append(row)
+    if not configs:
+        return None
+
+    def merit(item: tuple[str, list[dict[str, Any]]]) -> tuple[float, float]:
+        runs = item[1]
+        seconds = _mean([r.get("train_seconds") or r["compute_seconds"] for r in runs])
+        return (_mean([r["test_accuracy"] for r in runs]), -seconds)
+
+    return max(configs.items(), key=merit)
+
+
+def noise_floor(oracle_rows: list[dict[str, Any]]) -> float | None:
+    """Oracle's best mean − the mean accuracy, on the other replicates, of the config one
+    replicate picks; averaged over picking replicates. None with fewer than 2 replicates."""
+    configs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in oracle_rows:
+        configs[config_key(row)].append(row)
+    if not configs:
+        return None
+    replicates = min(len(runs) for runs in configs.values())
+    if replicates < 2:
+        return None
+    by_replicate = {key: [r["test_accuracy"] for r in sorted(runs, key=lambda r: r["seed"])]
+                    for key, runs in configs.items()}
+    best = max(_mean(accs) for accs in by_replicate.values())
+    scores = []
+    for pick in range(replicates):
+        chosen = max(by_replicate, key=lambda key: by_replicate[key][pick])
+        others = [a for i, a in enumerate(by_replicate[chosen]) if i != pick]
+        scores.append(_mean(others))
+    return best - _mean(scores)
+
+
+def correctness(rows: list[dict[str, Any]]) -> Any:
+    """Per-example correctness averaged over rows (a numpy vector), or None when a row lacks
+    it or the rows disagree on the number of test examples."""
+    import numpy as np
+
+    texts = [r.get("test_correct") for r in rows]
+    if not texts or any(t is None for t in texts) or len({len(t) for t in texts}) != 1:
+        return None
+    return np.mean([np.frombuffer(t.encode(), dtype=np.uint8) - ord("0") for t in texts],
+                   axis=0)
+
+
+def paired_interval(oracle_rows: list[dict[str, Any]], method_rows: list[dict[str, Any]],
+                    *, samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
+                    seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of (oracle mean − method mean) accuracy, resampling
+    test examples with replacement, the same examples for both sides."""
+    import numpy as np
+
+    a, b = correctness(oracle_rows), correctness(method_rows)
+    if a is None or b is None or len(a) != len(b):
+        return None
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    n = len(diff)
+    means = np.empty(samples)
+    chunk = max(1, 2_000_000 // n)  # bounded memory for large test sets
+    for start in range(0, samples, chunk):
+        stop = min(samples, start + chunk)
+        means[start:stop] = diff[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def standings(rows: list[dict[str, Any]]) -> list[Standing]:
+    """Every method's standing in every group, sorted by task, size, protocol and regret."""
+    groups: dict[tuple[str, int | None, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[group_key(row)].append(row)
+    out: list[Standing] = []
+    for (task, size, protocol), members in groups.items():
+        by_method: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in members:
+            by_method[row["method"]].append(row)
+        oracle_rows = by_method.get(ORACLE, [])
+        best = best_config(oracle_rows)
+        floor = noise_floor(oracle_rows)
+        oracle_total = sum(r["compute_seconds"] for r in oracle_rows)
+        group: list[Standing] = []
+        for method, runs in by_method.items():
+            if method == ORACLE and best is not None:
+                key, best_runs = best
+                standing = _standing(task, size, protocol, method, best_runs)
+                standing.compute_seconds = oracle_total
+                standing.regret = 0.0
+                standing.detail = _describe(best_runs[0])
+                standing.runs = len(runs)
+            else:
+                standing = _standing(task, size, protocol, method, runs)
+                if best is not None:
+                    best_mean = _mean([r["test_accuracy"] for r in best[1]])
+                    standing.regret = best_mean - standing.test_mean
+                    interval = paired_interval(best[1], runs)
+                    if interval is not None:
+                        standing.regret_low, standing.regret_high = interval
+            standing.noise_floor = floor
+            if oracle_total > 0:
+                standing.compute_fraction = standing.compute_seconds / oracle_total
+            group.append(standing)
+        contenders = [s for s in group if s.method != ORACLE]
+        if contenders:
+            top = max(s.test_mean for s in contenders)
+            for s in contenders:
+                s.win = s.test_mean >= top - TIE
+        out += group
+    out.sort(key=lambda s: (s.task, s.n_per_class is None, s.n_per_class or 0, s.protocol,
+                            s.method != ORACLE, s.regret if s.regret is not None else 2.0,
+                            s.method))
+    return out
+
+
+def _standing(task: str, size: int | None, protocol: str, method: str,
+              runs: list[dict[str, Any]]) -> Standing:
+    tests = [r["test_accuracy"] for r in runs]
+    vals = [r["val_accuracy"] for r in runs if r.get("val_accuracy") is not None]
+    return Standing(
+        task=task, n_per_class=size, protocol=protocol, backbone=runs[0]["backbone"],
+        method=method, runs=len(runs), test_mean=_mean(tests),
+        test_sd=statistics.stdev(tests) if len(tests) > 1 else None,
+        val_mean=_mean(vals) if vals else None,
+        compute_seconds=_mean([r["compute_seconds"] for r in runs]),
+        strategies=sorted({r["strategy"] for r in runs}), rows=runs)
+
+
+def _describe(row: dict[str, Any]) -> str:
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in sorted(row["params"].items()))
+    return f"{row['strategy']} ({params})"
+
+
+@dataclass
+class MethodSummary:
+    """A method across every group it ran in."""
+
+    method: str
+    groups: int
+    wins: int
+    mean_regret: float | None
+    median_regret: float | None
+    worst_regret: float | None
+    mean_compute_fraction: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def summarize(table: list[Standing]) -> list[MethodSummary]:
+    """Mean, median and worst regret and win count per method (best mean regret first)."""
+    by_method: dict[str, list[Standing]] = defaultdict(list)
+    for s in table:
+        by_method[s.method].append(s)
+    out = []
+    for method, items in by_method.items():
+        regrets = [s.regret for s in items if s.regret is not None]
+        fractions = [s.compute_fraction for s in items if s.compute_fraction is not None]
+        out.append(MethodSummary(
+            method=method, groups=len(items), wins=sum(s.win for s in items),
+            mean_regret=_mean(regrets) if regrets else None,
+            median_regret=statistics.median(regrets) if regrets else None,
+            worst_regret=max(regrets) if regrets else None,
+            mean_compute_fraction=_mean(fractions) if fractions else None))
+    out.sort(key=lambda m: (m.method != ORACLE,
+                            m.mean_regret if m.mean_regret is not None else 2.0, m.method))
+    return out

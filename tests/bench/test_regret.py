@@ -1,0 +1,104 @@
+"""Regret, its bootstrap interval, the oracle's noise floor and compute fraction, checked
+against values worked out by hand for the toy benchmark in conftest.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import N_TEST, row
+
+from autotl.bench.regret import noise_floor, paired_interval, standings, summarize
+
+
+def _by_method(table):  # noqa: ANN001, ANN202
+    return {s.method: s for s in table}
+
+
+def test_regret_is_oracle_best_mean_minus_method_mean(toy_rows) -> None:  # noqa: ANN001
+    table = _by_method(standings(toy_rows))
+    # oracle configs: A (30+20)/80 = 0.625, B (10+30)/80 = 0.5, C (40+0)/80 = 0.5
+    oracle = table["oracle"]
+    assert oracle.test_mean == pytest.approx(25 / 40)
+    assert oracle.regret == 0.0 and oracle.strategies == ["full"]
+    assert oracle.runs == 6 and "full" in oracle.detail
+    assert table["autotl"].test_mean == pytest.approx(20 / 40)
+    assert table["autotl"].regret == pytest.approx(25 / 40 - 20 / 40)
+    assert table["full"].regret == pytest.approx(25 / 40 - 10 / 40)
+    assert table["autotl"].test_sd == pytest.approx(math.sqrt(2 * (0.25 ** 2)))
+    assert table["full"].test_sd is None  # one run: no spread to show
+
+
+def test_noise_floor_picks_by_one_seed_and_scores_on_the_other(toy_rows) -> None:  # noqa: ANN001
+    oracle = [r for r in toy_rows if r["method"] == "oracle"]
+    # seed 0 picks C (40/40), which scores 0/40 on seed 1; seed 1 picks B (30/40), which
+    # scores 10/40 on seed 0: the oracle's best mean 25/40 minus their mean 5/40.
+    assert noise_floor(oracle) == pytest.approx(25 / 40 - (0 + 10 / 40) / 2)
+    assert noise_floor(oracle[::2]) is None  # one seed per config: no floor to measure
+    assert all(s.noise_floor == pytest.approx(0.5) for s in standings(toy_rows))
+
+
+def test_compute_fraction_and_wins(toy_rows) -> None:  # noqa: ANN001
+    table = _by_method(standings(toy_rows))
+    total = 10 + 10 + 2 + 2 + 6 + 6
+    assert table["oracle"].compute_seconds == total
+    assert table["oracle"].compute_fraction == pytest.approx(1.0)
+    assert table["autotl"].compute_fraction == pytest.approx(9 / total)
+    assert table["full"].compute_fraction == pytest.approx(10 / total)
+    assert table["autotl"].win and not table["full"].win and not table["oracle"].win
+    summary = {m.method: m for m in summarize(list(table.values()))}
+    assert summary["autotl"].wins == 1 and summary["full"].wins == 0
+    assert summary["full"].worst_regret == pytest.approx(15 / 40)
+
+
+def _binomial_quantile(n: int, p: float, q: float) -> int:
+    total = 0.0
+    for k in range(n + 1):
+        total += math.comb(n, k) * p ** k * (1 - p) ** (n - k)
+        if total >= q:
+            return k
+    return n
+
+
+def test_paired_bootstrap_interval_matches_the_exact_resampling_distribution(toy_rows) -> None:  # noqa: ANN001,E501
+    oracle_best = [r for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
+    autotl = [r for r in toy_rows if r["method"] == "autotl"]
+    # Averaged over seeds, oracle-best minus autotl is 0.5 on 10 of the 40 examples and 0
+    # elsewhere, so a resample's mean difference is 0.5·K/40 with K ~ Binomial(40, 1/4).
+    low, high = paired_interval(oracle_best, autotl, samples=4000)
+    step = 0.5 / N_TEST
+    exact_low = step * _binomial_quantile(N_TEST, 0.25, 0.025)
+    exact_high = step * _binomial_quantile(N_TEST, 0.25, 0.975)
+    assert abs(low - exact_low) <= step + 1e-12
+    assert abs(high - exact_high) <= step + 1e-12
+    assert low < 0.125 < high
+    table = _by_method(standings(toy_rows))
+    assert (table["autotl"].regret_low, table["autotl"].regret_high) == pytest.approx(
+        paired_interval(oracle_best, autotl))
+
+
+def test_pairing_narrows_the_interval_when_both_miss_the_same_examples() -> None:
+    # Same 20 right in both: every resample gives exactly zero difference.
+    same = [row("oracle", "full", {"lr": 0.1}, 0, 20), row("autotl", "full", {"lr": 0.1}, 0, 20)]
+    assert paired_interval(same[:1], same[1:]) == (0.0, 0.0)
+    # Disjoint halves right: the difference is ±1 per example, a wide interval around 0.
+    apart = [row("oracle", "full", {"lr": 0.1}, 0, 20), row("x", "full", {}, 0, 20, offset=20)]
+    low, high = paired_interval(apart[:1], apart[1:])
+    assert low < -0.15 and high > 0.15
+
+
+def test_rows_without_per_example_correctness_get_no_interval(toy_rows) -> None:  # noqa: ANN001
+    stripped = [dict(r, test_correct=None) if r["method"] == "full" else r for r in toy_rows]
+    table = _by_method(standings(stripped))
+    assert table["full"].regret == pytest.approx(15 / 40)
+    assert table["full"].regret_low is None and table["full"].regret_high is None
+    assert table["autotl"].regret_low is not None
+
+
+def test_groups_are_task_size_and_protocol(toy_rows) -> None:  # noqa: ANN001
+    other = [dict(r, n_per_class=20) for r in toy_rows if r["method"] != "full"]
+    table = standings(toy_rows + other)
+    assert sorted({(s.n_per_class, s.method) for s in table}) == sorted(
+        [(5, "oracle"), (5, "autotl"), (5, "full"), (20, "oracle"), (20, "autotl")])
+    without_oracle = standings([r for r in toy_rows if r["method"] != "oracle"])
+    assert all(s.regret is None and s.compute_fraction is None for s in without_oracle)

@@ -113,7 +113,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=1, help="classes to show per input (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
     p.set_defaults(func=cmd_predict)
+    add_bench_commands(sub)
     return parser
+
+
+def add_bench_commands(sub: Any) -> None:
+    """``leaderboard`` and ``prior build``: the benchmark wing (autotl.bench)."""
+    p = sub.add_parser(
+        "leaderboard", help="rank methods from benchmark results: regret, wins, plots",
+        description="Merge benchmark result rows (.jsonl files, folders of them) and autotl "
+        "study storages (sqlite URL, .db file, or a search's output folder) and write "
+        "leaderboard.md, leaderboard.csv and a self-contained leaderboard.html: test accuracy "
+        "and regret against the exhaustive oracle (with paired-bootstrap intervals) per task "
+        "and size, each method's mean regret and wins, accuracy against size and compute.",
+        epilog="examples:\n  autotl leaderboard benchmarks/results\n"
+        "  autotl leaderboard runs/bench-smoke my-tool.jsonl --out runs/leaderboard",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("results", nargs="+", metavar="RESULTS",
+                   help="result files, folders of them, or study storages")
+    p.add_argument("--out", default="runs/leaderboard",
+                   help="folder for the three files (default: runs/leaderboard)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("prior", help="build a prior file from past results",
+                       description="Work with priors: past results that seed a search.")
+    prior_sub = p.add_subparsers(dest="prior_command", metavar="ACTION", required=True)
+    b = prior_sub.add_parser(
+        "build", help="turn size maps and result rows into a prior file",
+        description="Turn size maps (size_map.json from `autotl search --sizes`) and benchmark "
+        "result rows (.jsonl, folders, study storages) into a prior file that `--prior FILE` "
+        "reads: one record per dataset, size and strategy, each with its data fingerprint so "
+        "a search or benchmark can leave its own dataset out.")
+    b.add_argument("sources", nargs="+", metavar="RESULTS",
+                   help="size_map.json files, result rows, folders or study storages")
+    b.add_argument("-o", "--out", required=True, help="prior file to write (JSON)")
+    b.add_argument("--description", default="", help="what produced the results")
+    b.set_defaults(func=cmd_prior_build)
 
 
 def _flag_type(annotation: Any) -> tuple[Any, bool]:
@@ -308,6 +343,36 @@ def cmd_predict(args: argparse.Namespace, plugins: Plugins) -> int:
                 {"class": c, "probability": round(v, 6)} for c, v in ranked]}))
         else:
             print(f"{name}\t" + "  ".join(f"{c} ({v:.2f})" for c, v in ranked))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace, plugins: Plugins) -> int:
+    from autotl.bench.leaderboard import Leaderboard
+    from autotl.bench.results import read_results
+
+    board = Leaderboard(read_results(args.results))
+    for path in board.write(args.out):
+        print(f"wrote {path}")
+    for m in board.summary:
+        regret = "-" if m.mean_regret is None else f"{m.mean_regret:.3f}"
+        print(f"  {m.method:<12} mean regret {regret}  wins {m.wins}/{m.groups}")
+    return 0
+
+
+def cmd_prior_build(args: argparse.Namespace, plugins: Plugins) -> int:
+    from pathlib import Path
+
+    from autotl.prior import build_prior
+
+    prior = build_prior(args.sources, description=args.description)
+    counts: dict[str, int] = {}
+    for record in prior["records"]:
+        counts[record["dataset"]] = counts.get(record["dataset"], 0) + 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(prior, indent=1) + "\n")
+    print(f"wrote {len(prior['records'])} records to {out}: "
+          + ", ".join(f"{d} {n}" for d, n in sorted(counts.items())))
     return 0
 
 

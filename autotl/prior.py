@@ -11,7 +11,8 @@ top suggestions first.
 The prior file format (JSON)::
 
     {"format": 1, "description": "...",
-     "records": [{"source": "...", "dataset": "fashion-mnist", "modality": "image",
+     "records": [{"source": "...", "dataset": "fashion-mnist",
+                  "data_fingerprint": "3f9c…", "modality": "image",
                   "n_per_class": 20, "n_classes": 10, "backbone": "offline:efficientnet-lite0",
                   "backbone_params": 3371493, "n_groups": 8, "logme": 1.23,
                   "strategy": "subset", "params": {"lr": 0.002, "freeze_depth": 4, ...},
@@ -20,7 +21,10 @@ The prior file format (JSON)::
                   "trainable_params": 3328314}]}
 
 ``params`` are a trial's parameters without the strategy prefix; ``freeze_depth`` is mapped to
-another backbone through the fraction ``freeze_depth / n_groups``.
+another backbone through the fraction ``freeze_depth / n_groups``. ``data_fingerprint`` (the
+content digest of the data, optional) lets a search or a benchmark leave out the records of
+the very dataset it measures. ``autotl prior build`` writes this file from size maps and
+benchmark result rows (:func:`build_prior`).
 """
 
 from __future__ import annotations
@@ -184,6 +188,7 @@ def records_from_size_map(size_map: dict[str, Any], source: str) -> list[dict[st
             records.append({
                 "source": source,
                 "dataset": size_map["dataset"],
+                "data_fingerprint": size_map.get("data_fingerprint"),
                 "modality": size_map["modality"],
                 "n_per_class": n_per_class,
                 "n_classes": size_map["n_classes"],
@@ -201,6 +206,120 @@ def records_from_size_map(size_map: dict[str, Any], source: str) -> list[dict[st
                 "trainable_params": measured["trainable_params"],
             })
     return records
+
+
+def records_from_rows(rows: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """Prior records from benchmark result rows: per task, size and protocol, each strategy's
+    best config (by mean validation accuracy over its seeds, test accuracy when a row lacks
+    validation) with its mean test accuracy. Where the oracle ran, only its rows count (every
+    config of the grid); elsewhere every method's rows."""
+    import statistics
+    from collections import defaultdict
+
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["task"], row["n_per_class"], row["protocol"])].append(row)
+    records = []
+    for (task, size, protocol), members in groups.items():
+        oracle = [r for r in members if r["method"] == "oracle"]
+        members = oracle or members
+        first = members[0]
+        missing = [k for k in ("modality", "n_classes") if first.get(k) is None]
+        if size is None and first.get("n_train") is None:
+            missing.append("n_train")
+        if missing:
+            raise ConfigError(f"result rows of task {task!r} lack {missing}, which a prior "
+                              "record needs; fill them in (see benchmarks/results/README.md).")
+        configs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in members:
+            configs[json.dumps([row["strategy"], row["params"]], sort_keys=True)].append(row)
+
+        def choice(runs: list[dict[str, Any]]) -> float:
+            vals = [r.get("val_accuracy") for r in runs]
+            chosen = vals if all(v is not None for v in vals) else [r["test_accuracy"]
+                                                                    for r in runs]
+            return statistics.fmean(chosen)
+
+        best_per_strategy: dict[str, list[dict[str, Any]]] = {}
+        for runs in configs.values():
+            strategy = runs[0]["strategy"]
+            held = best_per_strategy.get(strategy)
+            if held is None or choice(runs) > choice(held):
+                best_per_strategy[strategy] = runs
+        means = {s: statistics.fmean(r["test_accuracy"] for r in runs)
+                 for s, runs in best_per_strategy.items()}
+        best_mean = max(means.values())
+        for strategy, runs in best_per_strategy.items():
+            tests = [r["test_accuracy"] for r in runs]
+            records.append({
+                "source": f"{source}: task {task}, {first['method'] if not oracle else 'oracle'}"
+                          f" rows, protocol {protocol}",
+                "dataset": first["dataset"],
+                "data_fingerprint": first.get("data_fingerprint"),
+                "modality": first["modality"],
+                "n_per_class": size if size is not None else first["n_train"] / first["n_classes"],
+                "n_classes": first["n_classes"],
+                "backbone": first["backbone"],
+                "backbone_params": first.get("backbone_params"),
+                "n_groups": first.get("n_groups"),
+                "logme": None,
+                "strategy": strategy,
+                "params": runs[0]["params"],
+                "mean_accuracy": means[strategy],
+                "std": statistics.stdev(tests) if len(tests) > 1 else 0.0,
+                "seeds": len(runs),
+                "best_mean_at_size": best_mean,
+                "train_seconds": statistics.fmean(r.get("train_seconds") or r["compute_seconds"]
+                                                  for r in runs),
+                "trainable_params": runs[0].get("trainable_params"),
+            })
+    return records
+
+
+def build_prior(sources: list[str | Path], *, description: str = "") -> dict[str, Any]:
+    """A prior file's content from size maps (``size_map.json``) and result rows (``.jsonl``
+    files, folders of them, study storages)."""
+    import datetime
+
+    from autotl.bench.results import read_results
+
+    records: list[dict[str, Any]] = []
+    row_sources = []
+    for source in sources:
+        path = Path(source)
+        if path.suffix == ".json" and path.is_file():
+            try:
+                size_map = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+            if not isinstance(size_map, dict) or "sizes" not in size_map:
+                raise ConfigError(f"{path} is not a size map (size_map.json from `autotl "
+                                  "search --sizes`); pass size maps or result rows (.jsonl).")
+            records += records_from_size_map(size_map, source=str(path))
+        else:
+            row_sources.append(source)
+    if row_sources:
+        records += records_from_rows(read_results(row_sources),
+                                     source=", ".join(map(str, row_sources)))
+    if not records:
+        raise ConfigError(f"no prior records in {[str(s) for s in sources]}: the size maps "
+                          "hold no completed size and the result files no rows.")
+    return {"format": FORMAT,
+            "description": description or f"built {datetime.date.today()} by `autotl prior "
+                                          f"build` from {len(sources)} source(s)",
+            "records": records}
+
+
+def leave_out(records: list[dict[str, Any]], *, dataset: str,
+              fingerprint: str | None) -> list[dict[str, Any]]:
+    """The records of every other dataset: a record is dropped when its data fingerprint or
+    its dataset name matches (a class subset of the data has another fingerprint but is
+    still the same data)."""
+    def same(record: dict[str, Any]) -> bool:
+        return bool(fingerprint and record.get("data_fingerprint") == fingerprint) \
+            or record["dataset"] == dataset
+
+    return [r for r in records if not same(r)]
 
 
 def logme(features: Any, labels: Any) -> float:

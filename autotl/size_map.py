@@ -120,6 +120,7 @@ class SizeMap:
     tolerance: float
     entries: list[SizeEntry] = field(default_factory=list)
     out: str = ""
+    data_fingerprint: str | None = None  # lets a prior built from this map leave its data out
 
     def crossovers(self) -> str:
         """Which strategy wins where, in words."""
@@ -189,7 +190,8 @@ class SizeMap:
                 "per_strategy": [m.to_dict() for m in entry.ranked()],
             })
         return {
-            "dataset": self.dataset, "modality": self.modality, "n_classes": self.n_classes,
+            "dataset": self.dataset, "data_fingerprint": self.data_fingerprint,
+            "modality": self.modality, "n_classes": self.n_classes,
             "backbone": self.backbone, "backbone_params": self.backbone_params,
             "strategies": self.strategies, "seeds": self.seeds, "tolerance": self.tolerance,
             "crossovers": self.crossovers(), "noise": self.noise_notes(), "sizes": sizes,
@@ -234,7 +236,8 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
                 n_classes=len(session.prep.data.class_names), backbone=session.backbone.name,
                 backbone_params=session.backbone.n_params,
                 strategies=list(session.prep.strategies), seeds=seeds,
-                tolerance=config.tolerance, out=str(out))
+                tolerance=config.tolerance, out=str(out),
+                data_fingerprint=session.prep.data.fingerprint)
         size_map.entries.append(measure_rung(session, seeds))
         write_size_map(size_map, out)
         if session.interrupted:

@@ -61,6 +61,9 @@ COLUMNS: tuple[Column, ...] = (
            "test split, split seed, step budget, input size); rows compare only within one "
            "protocol"),
     Column("backbone", (str,), True, "backbone name (`autotl list backbones`)"),
+    Column("backbone_params", (int, type(None)), False, "the backbone's parameter count"),
+    Column("n_groups", (int, type(None)), False, "the backbone's layer groups (what "
+           "freeze_depth counts; the prior maps depths to other backbones by fraction)"),
     Column("method", (str,), True, "what produced the row: oracle, autotl, a baseline "
            "(full, head-only, lora, textbook) or another tool's name"),
     Column("strategy", (str,), True, "the strategy of the config the method ended with"),

@@ -12,6 +12,7 @@ from autotl.prior import (
     load_prior,
     logme,
     recommend,
+    build_prior,
     records_from_size_map,
     trial_params,
 )
@@ -127,3 +128,79 @@ def test_recommend_command(prior_file: Path, capsys: pytest.CaptureFixture[str])
     assert data["suggestions"][0]["strategy"] == "head-only"
     assert main(["recommend", "--modality", "image", "--prior", str(prior_file)]) == 2
     assert "--n-per-class, --n-classes" in capsys.readouterr().err
+
+
+def _row(method: str, strategy: str, params: dict, seed: int, val: float, test: float,  # noqa: ANN001
+         **extra) -> dict:  # noqa: ANN003
+    from autotl.bench.results import new_row
+
+    values = dict(task="digits+cnn", dataset="digits", data_fingerprint="fp-digits",
+                  n_per_class=5, n_classes=10, modality="image", protocol="p",
+                  backbone="test:cnn", backbone_params=1000, n_groups=6, method=method,
+                  strategy=strategy, params=params, val_accuracy=val, test_accuracy=test,
+                  seed=seed, compute_seconds=4.0, train_seconds=4.0, date="2026-11-29")
+    return new_row(**{**values, **extra})
+
+
+def test_records_from_rows_take_each_strategys_best_config_by_validation() -> None:
+    from autotl.prior import records_from_rows
+
+    rows = [
+        # subset at depth 2 has the better validation but the worse test accuracy: the
+        # record follows validation (the choice) and reports test (the held-out estimate)
+        _row("oracle", "subset", {"lr": 0.01, "freeze_depth": 2}, 0, 0.8, 0.6),
+        _row("oracle", "subset", {"lr": 0.01, "freeze_depth": 2}, 1, 0.8, 0.7),
+        _row("oracle", "subset", {"lr": 0.01, "freeze_depth": 4}, 0, 0.7, 0.9),
+        _row("oracle", "head-only", {"lr": 0.1}, 0, 0.6, 0.5),
+        _row("autotl", "full", {"lr": 0.001}, 0, 0.9, 0.95),  # not the oracle: left out
+        _row("full", "full", {"lr": 0.001}, 0, 0.9, 0.8, task="other", n_per_class=None,
+             n_train=200, dataset="other-data", data_fingerprint="fp-other"),
+    ]
+    records = {(r["dataset"], r["strategy"]): r for r in records_from_rows(rows, "test")}
+    assert set(records) == {("digits", "subset"), ("digits", "head-only"),
+                            ("other-data", "full")}
+    subset = records[("digits", "subset")]
+    assert subset["params"] == {"lr": 0.01, "freeze_depth": 2}
+    assert subset["mean_accuracy"] == pytest.approx(0.65) and subset["seeds"] == 2
+    assert subset["best_mean_at_size"] == pytest.approx(0.65)
+    assert subset["data_fingerprint"] == "fp-digits" and subset["n_groups"] == 6
+    assert records[("other-data", "full")]["n_per_class"] == 20  # 200 examples / 10 classes
+    # the records are a valid prior, and freeze depth ports by fraction to another backbone
+    suggestion = recommend("image", 5, 10, prior=list(records.values()),
+                           strategies=["subset"])[0]
+    assert trial_params(suggestion, n_groups=12, lr_range=(1e-4, 1e-1),
+                        heads=["linear"])["subset.freeze_depth"] == 4
+
+
+def test_prior_build_command_and_leave_out(tmp_path: Path) -> None:
+    from autotl.bench.results import write_rows
+    from autotl.cli import main
+    from autotl.prior import leave_out
+
+    write_rows(tmp_path / "rows.jsonl", [_row("oracle", "full", {"lr": 0.001}, 0, 0.9, 0.8)])
+    size_map = {"dataset": "fashion-mnist", "data_fingerprint": "fp-fm", "modality": "image",
+                "n_classes": 10, "backbone": "test:cnn", "backbone_params": 1000, "sizes": [
+                    {"n_per_class": 5, "n_train": 50, "n_groups": 6, "logme": 0.1,
+                     "best": {"mean": 0.7},
+                     "per_strategy": [{"strategy": "head-only", "params": {"lr": 0.1},
+                                       "mean": 0.7, "std": 0.01, "seeds": 3,
+                                       "train_seconds": 1.0, "trainable_params": 10}]}]}
+    (tmp_path / "size_map.json").write_text(json.dumps(size_map))
+    out = tmp_path / "prior.json"
+    assert main(["prior", "build", str(tmp_path / "size_map.json"), str(tmp_path / "rows.jsonl"),
+                 "-o", str(out)]) == 0
+    records = load_prior(out)
+    assert {(r["dataset"], r["data_fingerprint"]) for r in records} == {
+        ("fashion-mnist", "fp-fm"), ("digits", "fp-digits")}
+    # leave-dataset-out: by fingerprint, or by name for a class subset of the same data
+    assert [r["dataset"] for r in leave_out(records, dataset="x", fingerprint="fp-fm")] == [
+        "digits"]
+    assert [r["dataset"] for r in leave_out(records, dataset="digits", fingerprint="fp-z")] == [
+        "fashion-mnist"]
+    (tmp_path / "not_a_map.json").write_text("{}")
+    with pytest.raises(ConfigError, match="is not a size map"):
+        build_prior([tmp_path / "not_a_map.json"])
+    write_rows(tmp_path / "hand.jsonl", [_row("oracle", "full", {"lr": 0.1}, 0, 0.5, 0.5,
+                                              modality=None)])
+    with pytest.raises(ConfigError, match="lack \\['modality'\\], which a prior record needs"):
+        build_prior([tmp_path / "hand.jsonl"])

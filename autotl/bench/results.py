@@ -334,26 +334,68 @@ def rows_from_storage(source: str | Path) -> list[dict[str, Any]]:
 
     url = storage_url(source)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    recommended = _recommendations(url)
     rows = []
     for summary in optuna.get_all_study_summaries(url, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=url)
-        rows += rows_from_study(study, url)
+        rows += rows_from_study(study, url, selected_trial=recommended.get(study.study_name))
     return rows
 
 
-def rows_from_study(study: Any, url: str = "") -> list[dict[str, Any]]:
-    """Rows of one study (see :func:`rows_from_storage`)."""
+def _recommendations(url: str) -> dict[str, int]:
+    """Study name → recommended trial, from the ``recommendation.json`` files beside a sqlite
+    storage (a search's output folder, or a size map's rung folders under it)."""
+    if not url.startswith("sqlite:///"):
+        return {}
+    folder = Path(url.removeprefix("sqlite:///")).parent
+    found = {}
+    for path in [folder / "recommendation.json", *folder.glob("*/recommendation.json")]:
+        try:
+            data = json.loads(path.read_text())
+            found[str(data["study"])] = int(data["recommended"]["trial"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def flat_request(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A study's stored request as one mapping (its identity over its other settings)."""
+    request = attrs.get("request")
+    if isinstance(request, dict) and "identity" in request:
+        return {**request.get("settings", {}), **request["identity"]}
+    return dict(request or attrs.get("identity") or {})
+
+
+def test_scores(study: Any) -> dict[int, dict[str, Any]]:
+    """Test scores by trial number: a trial's own (scored as it finished) or the study's
+    (``test:<number>``, scored after selection)."""
+    scores = {}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("test_accuracy") is not None:
+            scores[trial.number] = {"accuracy": trial.user_attrs["test_accuracy"],
+                                    "correct": trial.user_attrs.get("test_correct")}
+    for key, value in study.user_attrs.items():
+        if key.startswith("test:") and isinstance(value, dict):
+            scores[int(key.removeprefix("test:"))] = value
+    return scores
+
+
+def rows_from_study(study: Any, url: str = "", *,
+                    selected_trial: int | None = None) -> list[dict[str, Any]]:
+    """Rows of one study (see :func:`rows_from_storage`); ``selected_trial`` names the trial
+    the search recommended when the study does not (its ``recommendation.json`` does)."""
     import optuna
 
     attrs = study.user_attrs
-    request = attrs.get("request") or attrs.get("identity") or {}
+    request = flat_request(attrs)
     bench = attrs.get("bench") or {}
     trials = study.get_trials(deepcopy=False)
+    scores = test_scores(study)
     scored = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE
-              and t.user_attrs.get("test_accuracy") is not None]
+              and t.number in scores]
     total_seconds = sum(float(t.user_attrs.get("train_seconds") or 0.0)
                         for t in trials if t.state.is_finished())
-    selected = attrs.get("selected_trial")
+    selected = attrs.get("selected_trial", selected_trial)
     data = request.get("data") or study.study_name
     backbone = request.get("backbone") or "?"
     base = {
@@ -379,13 +421,15 @@ def rows_from_study(study: Any, url: str = "") -> list[dict[str, Any]]:
             if trial.number == selected:
                 kinds.append(("autotl", False))
         for method, one_run in kinds:
-            rows.append(_trial_row(base, study, trial, url, method=method, one_run=one_run,
+            rows.append(_trial_row(base, study, trial, url, scores[trial.number],
+                                   method=method, one_run=one_run,
                                    search_seed=int(bench.get("seed", request.get("seed", 0))),
                                    search_seconds=total_seconds, request=request))
     return rows
 
 
-def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str, *, method: str,
+def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str,
+               score: dict[str, Any], *, method: str,
                one_run: bool, search_seed: int, search_seconds: float,
                request: dict[str, Any]) -> dict[str, Any]:
     seconds = float(trial.user_attrs.get("train_seconds") or 0.0)
@@ -398,8 +442,8 @@ def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str, *, method
         "params": {k.removeprefix(f"{strategy}."): v for k, v in trial.params.items()
                    if k != "strategy"},
         "val_accuracy": float(trial.value) if trial.value is not None else None,
-        "test_accuracy": float(trial.user_attrs["test_accuracy"]),
-        "test_correct": trial.user_attrs.get("test_correct"),
+        "test_accuracy": float(score["accuracy"]),
+        "test_correct": score.get("correct"),
         "seed": trial_seed(trial, request) if one_run else search_seed,
         "compute_seconds": seconds if one_run else search_seconds,
         "train_seconds": seconds,
@@ -423,8 +467,8 @@ def trial_seed(trial: Any, request: dict[str, Any]) -> int:
 def protocol_of(request: dict[str, Any], modality: str | None = None) -> str:
     """A short, stable description of how a study drew its splits and spent its budget."""
     budget = request.get("budget")
-    if isinstance(budget, list) and len(budget) == 4:
-        batch, epochs, lo, hi = budget
+    if isinstance(budget, list) and len(budget) >= 4:  # [batch, epochs, min, max, (evals)]
+        batch, epochs, lo, hi = budget[:4]
     else:
         batch, epochs = request.get("batch_size"), request.get("epochs")
         lo, hi = request.get("min_steps"), request.get("max_steps")

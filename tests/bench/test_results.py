@@ -111,39 +111,46 @@ def test_merging_files_replaces_reruns_and_refuses_mixed_data(toy_rows, tmp_path
 
 
 def _scored_study(storage: str, name: str, score_test: str, seed: int) -> optuna.Study:
-    """A study with the attributes an autotl search stores (request, sizes, per-trial
-    measurements and test scores), written directly through Optuna."""
+    """A study with what an autotl search stores (its request, per-trial measurements, test
+    scores), written directly through Optuna. With score_test='all' each trial holds its own
+    test score; otherwise the study holds the scores of the trials named after selection."""
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
-    study.set_user_attr("request", {"data": "digits", "data_fingerprint": "fp1",
-                                    "backbone": "test:cnn", "n_per_class": 5, "seed": seed,
-                                    "val_fraction": 0.2, "test_fraction": 0.25,
-                                    "split_seed": 0, "batch_size": 16, "epochs": 8.0,
-                                    "min_steps": 6, "max_steps": 6, "image_size": 32,
-                                    "score_test": score_test})
+    study.set_user_attr("request", {
+        "version": 1,
+        "identity": {"data": "digits", "data_fingerprint": "fp1", "backbone": "test:cnn",
+                     "n_per_class": 5, "seed": seed, "val_fraction": 0.2,
+                     "test_fraction": 0.25, "split_seed": 0, "image_size": 32,
+                     "budget": [16, 8.0, 6, 6, 2]},
+        "settings": {"score_test": score_test}})
     study.set_user_attr("class_names", ["a", "b"])
     study.set_user_attr("modality", "image")
-    study.set_user_attr("n_test", 4)
     dist = {"strategy": optuna.distributions.CategoricalDistribution(["full", "head-only"]),
             "full.lr": optuna.distributions.FloatDistribution(1e-5, 1e-1, log=True),
             "head-only.lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True)}
-    for strategy, lr, val, marks in [("full", 0.01, 0.9, "1110"), ("head-only", 0.1, 0.8, "1100"),
-                                     ("full", 0.001, 0.7, "1000")]:
+    for number, (strategy, lr, val, marks) in enumerate([
+            ("full", 0.01, 0.9, "1110"), ("head-only", 0.1, 0.8, "1100"),
+            ("full", 0.001, 0.7, "1000")]):
+        score = {"test_accuracy": marks.count("1") / 4, "test_correct": marks}
         study.add_trial(optuna.trial.create_trial(
             params={"strategy": strategy, f"{strategy}.lr": lr},
             distributions={k: v for k, v in dist.items() if k in ("strategy", f"{strategy}.lr")},
-            value=val, user_attrs={"train_seconds": 2.0, "trainable_params": 10,
-                                   "test_accuracy": marks.count("1") / 4,
-                                   "test_correct": marks, "device": "cpu"}))
-    study.set_user_attr("selected_trial", 0)
+            value=val, user_attrs={"train_seconds": 2.0, "trainable_params": 10, "device": "cpu",
+                                   **(score if score_test == "all" else {})}))
+        if score_test != "all" and number < 2:  # the selected trial and a strategy's best
+            study.set_user_attr(f"test:{number}", {"accuracy": score["test_accuracy"],
+                                                   "correct": marks})
     return study
 
 
 def test_rows_from_a_study_storage(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     _scored_study(storage, "digits-5pc", "selected", seed=3)
-    _scored_study(storage, "digits-5pc-grid", "all", seed=4)
+    _scored_study(storage, "digits-5pc-grid", "all", seed=4).set_user_attr("selected_trial", 0)
+    # the search's own output names the trial it recommended
+    (tmp_path / "recommendation.json").write_text(json.dumps(
+        {"study": "digits-5pc", "recommended": {"trial": 0}}))
     rows = rows_from_storage(tmp_path)  # a run folder holding study.db
-    assert rows == read_results([storage])
+    assert rows == read_results([tmp_path])
     search = [r for r in rows if r["method"] == "autotl"]
     assert len(search) == 2  # each study's selected trial
     first = search[0]
@@ -153,10 +160,14 @@ def test_rows_from_a_study_storage(tmp_path: Path) -> None:
     assert first["seed"] == 3 and first["n_per_class"] == 5 and first["n_classes"] == 2
     assert first["data_fingerprint"] == "fp1" and first["task"] == "digits+test:cnn"
     assert "test=0.25" in first["protocol"] and "split_seed=0" in first["protocol"]
+    assert "steps=6-6" in first["protocol"]
     grid = [r for r in rows if r["method"] == "oracle"]
     # with score_test='all' every trial is also an oracle config, each its own run
     assert [(r["params"]["lr"], r["seed"], r["compute_seconds"]) for r in grid] == [
         (0.01, 4, 2.0), (0.1, 5, 2.0), (0.001, 6, 2.0)]
+    (tmp_path / "recommendation.json").unlink()
+    # without knowing which trial the search chose, a study yields no autotl row
+    assert [r["method"] for r in rows_from_storage(tmp_path / "study.db")].count("autotl") == 1
 
 
 def test_environment_names_versions_and_hardware() -> None:

@@ -118,7 +118,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_bench_commands(sub: Any) -> None:
-    """``leaderboard`` and ``prior build``: the benchmark wing (autotl.bench)."""
+    """``bench``, ``leaderboard`` and ``prior build``: the benchmark wing (autotl.bench)."""
+    p = sub.add_parser(
+        "bench", help="run a benchmark suite: oracle grid, autotl and baselines → result rows",
+        description="Run a suite file's tasks at each size: the oracle (every config of the "
+        "suite's grid, 2+ seeds, pruning off, each scored on the test split), autotl (a search "
+        "with a budget of --budget × the oracle's training seconds, per search seed, its prior "
+        "never holding the task's data) and the fixed baselines. Rows go to OUT/results.jsonl "
+        "and the leaderboard to OUT/leaderboard/; rerunning skips finished runs.",
+        epilog="examples:\n  autotl bench benchmarks/suites/smoke.toml\n"
+        "  autotl bench benchmarks/suites/standard.toml --tasks digits-mobilenetv2-32px "
+        "--methods oracle,autotl --out runs/bench-digits",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", metavar="SUITE", help="a suite file (TOML), e.g. "
+                   "benchmarks/suites/smoke.toml")
+    p.add_argument("--tasks", help="only these tasks (comma-separated names)")
+    p.add_argument("--methods", help="only these methods (comma-separated: oracle, autotl, "
+                   "and the suite's baselines)")
+    p.add_argument("--budget", type=float, help="autotl's budget as a fraction of the "
+                   "oracle's training seconds (default: the suite's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    p.add_argument("--out", help="output folder (default: runs/bench-<suite name>)")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser(
         "leaderboard", help="rank methods from benchmark results: regret, wins, plots",
         description="Merge benchmark result rows (.jsonl files, folders of them) and autotl "
@@ -343,6 +365,29 @@ def cmd_predict(args: argparse.Namespace, plugins: Plugins) -> int:
                 {"class": c, "probability": round(v, 6)} for c, v in ranked]}))
         else:
             print(f"{name}\t" + "  ".join(f"{c} ({v:.2f})" for c, v in ranked))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, plugins: Plugins) -> int:
+    from autotl.bench.leaderboard import Leaderboard
+    from autotl.bench.runs import Bench
+    from autotl.bench.suite import load_suite
+
+    def names(text: str | None) -> list[str] | None:
+        return [v.strip() for v in text.split(",") if v.strip()] if text else None
+
+    suite = load_suite(args.suite).select(tasks=names(args.tasks), methods=names(args.methods))
+    out = args.out or f"runs/bench-{suite.name}"
+    rows = Bench(suite, out, budget=args.budget, device=args.device, plugins=plugins).run()
+    board = Leaderboard(rows)
+    board.write(f"{out}/leaderboard")
+    print(f"{len(rows)} result rows in {out}/results.jsonl; leaderboard in {out}/leaderboard/")
+    for m in board.summary:
+        regret = "-" if m.mean_regret is None else f"{m.mean_regret:.3f}"
+        fraction = ("-" if m.mean_compute_fraction is None
+                    else f"{m.mean_compute_fraction:.2f}")
+        print(f"  {m.method:<12} mean regret {regret}  wins {m.wins}/{m.groups}  "
+              f"compute fraction {fraction}")
     return 0
 
 

@@ -7,6 +7,7 @@ A suite file (``benchmarks/suites/*.toml``)::
     seeds = 2            # training seeds of the oracle's configs and of each baseline
     search_seeds = 2     # autotl searches per task and size, each with its own seed
     budget = 0.25        # autotl's budget: this fraction of the oracle's training seconds
+    prior = "default"    # autotl's prior ('none', or a file), less each task's own dataset
     methods = ["oracle", "autotl", "full", "head-only", "lora", "textbook"]
 
     [settings]           # `autotl search` settings every task shares (a task's own win)
@@ -62,8 +63,8 @@ ORACLE, AUTOTL, TEXTBOOK = "oracle", "autotl", "textbook"
 # Settings autotl bench decides per run; a suite may not set them.
 RESERVED = ("trials", "timeout", "seed", "study", "storage", "out", "n_per_class", "sizes",
             "prior", "prune", "score_test", "budget_seconds", "cache_dir", "device")
-_TOP = {"name", "description", "seeds", "search_seeds", "budget", "methods", "settings", "grid",
-        "baselines", "tasks"}
+_TOP = {"name", "description", "seeds", "search_seeds", "budget", "methods", "prior",
+        "settings", "grid", "baselines", "tasks"}
 _GRID = {"strategies", "freeze_fractions", "learning_rates", "lora", "head", "weight_decay"}
 
 
@@ -129,6 +130,7 @@ class Suite:
     tasks: tuple[Task, ...]
     description: str = ""
     known_methods: tuple[str, ...] = field(default=())
+    prior: str = "default"  # autotl's prior, less the records of each task's own dataset
 
     def select(self, tasks: list[str] | None = None,
                methods: list[str] | None = None) -> Suite:
@@ -227,7 +229,9 @@ def load_suite(path: str | Path) -> Suite:
     return Suite(name=_expect(data.get("name", path.stem), str, where, "'name' must be text"),
                  path=where, seeds=seeds, search_seeds=search_seeds, budget=float(budget),
                  methods=tuple(methods), grid=grid, baselines=baselines, tasks=tuple(tasks),
-                 description=str(data.get("description", "")), known_methods=known_methods)
+                 description=str(data.get("description", "")), known_methods=known_methods,
+                 prior=_expect(data.get("prior", "default"), str, where,
+                               "'prior' must be 'default', 'none' or a prior file"))
 
 
 def _reserved(table: dict[str, Any], where: str) -> None:

@@ -1,0 +1,283 @@
+"""``autotl bench``: a suite's tasks, run as ordinary autotl studies, into result rows.
+
+A benchmark grows no training loop of its own. For each task and size:
+
+- ``oracle``: every config of the suite's grid, each enqueued ``seeds`` times, into one
+  ordinary study with pruning off and ``score_test='all'``; its rows are every trial;
+- each fixed baseline: its one config enqueued ``seeds`` times, the same way;
+- ``autotl``: ``search()`` as users run it, with ``budget_seconds`` = ``budget`` × the oracle's
+  training seconds, over the grid's strategies, once per search seed; its row is the trial it
+  recommends, with the whole search's training seconds as its compute. Its prior never holds
+  records of the task's dataset (left out here, and again by the search itself).
+
+Every run's split seed is the task's (default 0), so all methods train and validate on the
+same rows and are scored on the same test split; only training seeds differ. Each run starts
+with a cold activation cache of its own, so its compute counts what it computed. Rows of a
+finished run are appended to ``<out>/results.jsonl`` at once; a rerun skips finished runs and
+resumes an interrupted study from its storage (``<out>/studies.db``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from autotl.bench.results import (
+    environment,
+    flat_request,
+    protocol_of,
+    read_rows_file,
+    rows_from_study,
+    write_rows,
+)
+from autotl.bench.suite import (
+    AUTOTL,
+    ORACLE,
+    Suite,
+    Task,
+    baseline_params,
+    grid_params,
+)
+from autotl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SEARCH_TRIALS_PER_GRID_TRIAL = 4  # a cap only: the training-seconds budget stops a search
+
+
+def size_label(size: int | None) -> str:
+    return "all" if size is None else str(size)
+
+
+class Bench:
+    """One suite's runs into one output folder."""
+
+    def __init__(self, suite: Suite, out: str | Path, *, budget: float | None = None,
+                 device: str = "auto", plugins: Any = None,
+                 progress: bool | None = False) -> None:
+        from autotl.plugins import load_plugins
+
+        if budget is not None and not 0 < budget <= 1:
+            raise ConfigError(f"--budget must be in (0, 1] (a fraction of the oracle's "
+                              f"training seconds), but got {budget}.")
+        self.suite = suite
+        self.budget = suite.budget if budget is None else budget
+        self.out = Path(out)
+        self.device = device
+        self.plugins = plugins or load_plugins()
+        self.progress = progress
+        self.prior = suite.prior
+        self.results = self.out / "results.jsonl"
+        self.storage = f"sqlite:///{(self.out / 'studies.db').resolve()}"
+        self.rows: list[dict[str, Any]] = (read_rows_file(self.results)
+                                           if self.results.is_file() else [])
+        self._environment: dict[str, Any] | None = None
+
+    # -- what is done ------------------------------------------------------------------------
+
+    def finished(self, task: Task, size: int | None, method: str,
+                 seed: int | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["task"] == task.name and r["n_per_class"] == size
+                and r["method"] == method and (seed is None or r["seed"] == seed)]
+
+    def check(self) -> None:
+        """Every name the suite uses, and every run's order, before anything trains."""
+        for task in self.suite.tasks:
+            self.plugins.backbones.get(task.backbone)
+            for name in self.suite.grid.strategies:
+                self.plugins.strategies.get(name)
+            for baseline in dict(task.baselines).values():
+                if baseline.threshold is None:
+                    self.plugins.strategies.get(baseline.strategy)
+            self.plugins.heads.get(self.suite.grid.head)
+            if AUTOTL in self.suite.methods and ORACLE not in self.suite.methods:
+                for size in task.sizes:
+                    if not self.finished(task, size, ORACLE):
+                        raise ConfigError(
+                            f"autotl's budget is {self.budget} × the oracle's training seconds, "
+                            f"but {self.results} holds no oracle rows for task {task.name!r} "
+                            f"at {size_label(size)} per class; add 'oracle' to --methods.")
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self) -> list[dict[str, Any]]:
+        """Every unfinished run of the suite; returns the rows of the whole folder."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.check()
+        order = [m for m in (ORACLE, AUTOTL) if m in self.suite.methods]
+        order += [m for m in self.suite.methods if m not in order]
+        for task in self.suite.tasks:
+            for size in task.sizes:
+                for method in order:
+                    if method == ORACLE:
+                        self.run_oracle(task, size)
+                    elif method == AUTOTL:
+                        for seed in range(self.suite.search_seeds):
+                            self.run_search(task, size, seed)
+                    else:
+                        self.run_baseline(task, size, method)
+        return self.rows
+
+    def run_oracle(self, task: Task, size: int | None) -> None:
+        if self.finished(task, size, ORACLE):
+            return
+        backbone = self._backbone(task)
+        strategies = {n: self.plugins.strategies.get(n) for n in self.suite.grid.strategies}
+        heads = {self.suite.grid.head: self.plugins.heads.get(self.suite.grid.head)}
+        configs = grid_params(self.suite.grid, strategies, heads, backbone)
+        self._fixed(task, size, ORACLE, configs, list(strategies))
+
+    def run_baseline(self, task: Task, size: int | None, method: str) -> None:
+        if self.finished(task, size, method):
+            return
+        baselines = dict(task.baselines)
+        heads = {self.suite.grid.head: self.plugins.heads.get(self.suite.grid.head)}
+        per_class = float(size) if size is not None else self._all_per_class(task)
+        params = baseline_params(baselines[method], baselines, size, per_class,
+                                 self.suite.grid, heads)
+        self._fixed(task, size, method, [params], [params["strategy"]])
+
+    def run_search(self, task: Task, size: int | None, seed: int) -> None:
+        if self.finished(task, size, AUTOTL, seed):
+            return
+        oracle = self.finished(task, size, ORACLE)
+        if not oracle:
+            raise ConfigError(f"no oracle rows for task {task.name!r} at {size_label(size)} "
+                              "per class; the search's budget is a fraction of its seconds.")
+        oracle_seconds = sum(r["compute_seconds"] for r in oracle)
+        name = f"{task.name}-{size_label(size)}pc-autotl-seed{seed}"
+        prior = self._prior_without(task, oracle[0])
+        settings = dict(task.settings)
+        run = {"seed": seed, "budget_seconds": self.budget * oracle_seconds,
+               "trials": SEARCH_TRIALS_PER_GRID_TRIAL * len(oracle), "prior": prior,
+               "score_test": "selected"}
+        if "strategies" not in settings:
+            run["strategies"] = list(self.suite.grid.strategies)
+        self._study(task, size, name, {"method": AUTOTL, "rows": "selected", "seed": seed},
+                    run, queue=None)
+
+    # -- one study ---------------------------------------------------------------------------
+
+    def _fixed(self, task: Task, size: int | None, method: str, configs: list[dict[str, Any]],
+               strategies: list[str]) -> None:
+        """``configs`` × ``seeds`` as one study: nothing sampled, nothing pruned, every trial
+        scored on the test split."""
+        name = f"{task.name}-{size_label(size)}pc-{method}"
+        queue = [c for _ in range(self.suite.seeds) for c in configs]
+        run = {"seed": 0, "trials": len(queue), "prior": "none", "prune": False,
+               "score_test": "all", "strategies": strategies, "heads": [self.suite.grid.head]}
+        self._study(task, size, name, {"method": method, "rows": "each"}, run, queue=queue)
+
+    def _study(self, task: Task, size: int | None, name: str, bench: dict[str, Any],
+               run: dict[str, Any], queue: list[dict[str, Any]] | None) -> None:
+        import optuna
+
+        from autotl.study import Session, open_storage
+
+        cache = self.out / "cache" / name  # cold for every run: its compute counts its own work
+        settings = dict(task.settings)
+        config = task.config(size, study=name, storage=self.storage, out=self.out / "runs" / name,
+                             device=self.device, cache_dir=cache,
+                             split_seed=settings.get("split_seed", 0), **run)
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = optuna.create_study(storage=open_storage(self.storage), study_name=name,
+                                    direction="maximize", load_if_exists=True)
+        if queue is not None and not study.get_trials(deepcopy=False):
+            # Enqueued before the session opens, so they run before its known-good configs
+            # (which stay queued and unrun: the study runs exactly this many trials).
+            for params in queue:
+                study.enqueue_trial(params, user_attrs={"origin": f"bench:{bench['method']}"})
+        study.set_user_attr("bench", {"suite": self.suite.name, "task": task.name, **bench})
+        remaining = config.trials
+        if queue is not None:  # a resumed study runs only what is left of its queue
+            done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+            remaining = len(queue) - done
+            config = config.replace(trials=max(remaining, 1))
+        start = time.perf_counter()
+        log.info("bench %s: %s at %s per class (study %s)", self.suite.name, bench["method"],
+                 size_label(size), name)
+        session = Session(config, plugins=self.plugins, progress=self.progress)
+        if remaining > 0:
+            session.optimize()
+        if session.interrupted:
+            raise KeyboardInterrupt
+        recommendation = session.finish()
+        if recommendation.recommended is not None:
+            session.study.set_user_attr("selected_trial", recommendation.recommended.trial)
+        rows = [self._complete(row, session, task) for row in
+                rows_from_study(session.study, self.storage)]
+        shutil.rmtree(cache, ignore_errors=True)
+        write_rows(self.results, rows, append=True)
+        self.rows += rows
+        seconds = sum(r["compute_seconds"] for r in rows) if bench["rows"] == "each" else (
+            rows[0]["compute_seconds"] if rows else 0.0)
+        log.info("bench %s: %s at %s per class: %d row(s), %.0f training seconds, %.0f s wall",
+                 self.suite.name, bench["method"], size_label(size), len(rows), seconds,
+                 time.perf_counter() - start)
+
+    def _complete(self, row: dict[str, Any], session: Any, task: Task) -> dict[str, Any]:
+        """A study's row with what the session knows: sizes, the backbone, the protocol
+        shared by every method of the task, and the machine."""
+        prep, backbone = session.prep, session.backbone
+        if self._environment is None:
+            self._environment = environment(str(session.trainer.device))
+        request = flat_request(session.study.user_attrs)
+        row.update({
+            "task": task.name,
+            "protocol": protocol_of(request, prep.data.modality),
+            "n_train": len(prep.train), "n_val": len(prep.val),
+            "n_test": len(prep.test) if prep.test is not None else None,
+            "n_classes": len(prep.data.class_names), "modality": prep.data.modality,
+            "backbone_params": int(backbone.n_params), "n_groups": int(backbone.n_groups),
+        })
+        for key, value in self._environment.items():
+            row.setdefault(key, value)
+        return {k: v for k, v in row.items() if v is not None or k in ("n_per_class",)}
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _backbone(self, task: Task) -> Any:
+        """The task's pretrained backbone (loaded once per process; sessions reuse it)."""
+        from autotl.study import load_backbone
+
+        spec = self.plugins.backbones.get(task.backbone)
+        return load_backbone(spec, dict(task.settings).get("pretrained", True))
+
+    def _all_per_class(self, task: Task) -> float:
+        """Training examples per class at size 'all' (the textbook rule's input there)."""
+        from autotl.study import prepare
+
+        rows = self.finished(task, None, ORACLE)
+        if rows and rows[0].get("n_train") and rows[0].get("n_classes"):
+            return rows[0]["n_train"] / rows[0]["n_classes"]
+        prep = prepare(task.config(None, split_seed=dict(task.settings).get("split_seed", 0)),
+                       self.plugins)
+        return len(prep.train) / len(prep.data.class_names)
+
+    def _prior_without(self, task: Task, row: dict[str, Any]) -> str:
+        """A prior file holding every record of the suite's prior except the task's dataset's
+        (by name and fingerprint): the prior a benchmark's search may use."""
+        from autotl.prior import FORMAT, leave_out, load_prior
+
+        if self.prior == "none":
+            return "none"
+        records = load_prior(self.prior)
+        kept = leave_out(records, dataset=row["dataset"], fingerprint=row.get("data_fingerprint"))
+        path = self.out / "priors" / f"{task.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({
+            "format": FORMAT,
+            "description": f"{self.prior} without the {len(records) - len(kept)} record(s) of "
+                           f"{row['dataset']} (task {task.name}): a benchmark's search never "
+                           "sees results of the data it is measured on",
+            "records": kept}, indent=1) + "\n")
+        return str(path)
+
+
+def run_bench(suite: Suite, out: str | Path, **options: Any) -> list[dict[str, Any]]:
+    """Run every unfinished run of ``suite`` into ``out``; returns all rows there."""
+    return Bench(suite, out, **options).run()

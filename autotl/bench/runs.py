@@ -106,8 +106,8 @@ class Bench:
 
     def run(self) -> list[dict[str, Any]]:
         """Every unfinished run of the suite; returns the rows of the whole folder."""
-        self.out.mkdir(parents=True, exist_ok=True)
         self.check()
+        self.out.mkdir(parents=True, exist_ok=True)
         order = [m for m in (ORACLE, AUTOTL) if m in self.suite.methods]
         order += [m for m in self.suite.methods if m not in order]
         for task in self.suite.tasks:
@@ -192,15 +192,21 @@ class Bench:
             for params in queue:
                 study.enqueue_trial(params, user_attrs={"origin": f"bench:{bench['method']}"})
         study.set_user_attr("bench", {"suite": self.suite.name, "task": task.name, **bench})
-        remaining = config.trials
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         if queue is not None:  # a resumed study runs only what is left of its queue
-            done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
-            remaining = len(queue) - done
+            remaining = len(queue) - len(finished)
             config = config.replace(trials=max(remaining, 1))
+        else:  # a resumed search stops where its budget ran out
+            spent = sum(t.user_attrs.get("train_seconds", 0.0) for t in finished)
+            remaining = config.trials if spent < (config.budget_seconds or float("inf")) else 0
         start = time.perf_counter()
         log.info("bench %s: %s at %s per class (study %s)", self.suite.name, bench["method"],
                  size_label(size), name)
         session = Session(config, plugins=self.plugins, progress=self.progress)
+        if session.prep.test is None:
+            raise ConfigError(f"task {task.name!r} ({task.data}) has no test split, and a "
+                              "benchmark scores every method on one; set test_fraction in the "
+                              f"task (e.g. test_fraction = 0.2) in {self.suite.path}.")
         if remaining > 0:
             session.optimize()
         if session.interrupted:

@@ -1,0 +1,143 @@
+"""``autotl bench`` end to end on a tiny suite: one task, one size, a tiny backbone (~1 min)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autotl.bench.results import read_results, read_rows_file
+from autotl.bench.suite import load_suite
+from autotl.cli import main
+from autotl.errors import ConfigError
+
+SUITE = """
+name = "tiny"
+seeds = 2
+search_seeds = 2
+budget = 0.5
+prior = "{prior}"
+
+[settings]
+min_steps = 6
+max_steps = 6
+eval_points = 2
+batch_size = 16
+
+[grid]
+strategies = ["full", "subset", "head-only", "lora"]
+freeze_fractions = [0.5]
+learning_rates = 1
+
+[baselines.full]
+lr = 1e-3
+[baselines.head-only]
+lr = 3e-3
+[baselines.textbook]
+threshold = 20
+
+[[tasks]]
+name = "digits-tiny"
+data = "digits"
+backbone = "timm:test_efficientnet"
+pretrained = false
+sizes = [5]
+image_size = 32
+{test}
+"""
+
+
+def _prior(path: Path) -> Path:
+    """A prior whose best record is of digits itself, beside one of another dataset."""
+    def record(dataset: str, strategy: str) -> dict:
+        return {"source": "test", "dataset": dataset, "modality": "image", "n_per_class": 5,
+                "n_classes": 10, "backbone": "timm:test_efficientnet", "strategy": strategy,
+                "params": {"lr": 0.01}, "mean_accuracy": 0.9, "best_mean_at_size": 0.9}
+
+    path.write_text(json.dumps({"format": 1, "records": [record("digits", "full"),
+                                                         record("fashion-mnist", "lora")]}))
+    return path
+
+
+def _suite(tmp_path: Path, test: str = "test_fraction = 0.2") -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(textwrap.dedent(SUITE.format(prior=_prior(tmp_path / "prior.json"),
+                                                 test=test)))
+    return path
+
+
+def _studies(out: Path) -> dict[str, int]:
+    url = f"sqlite:///{out / 'studies.db'}"
+    return {s.study_name: s.n_trials
+            for s in optuna.get_all_study_summaries(url, include_best_trial=False)}
+
+
+def test_bench_runs_every_method_into_rows_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    assert main(["bench", str(_suite(tmp_path)), "--out", str(out)]) == 0
+    rows = read_rows_file(out / "results.jsonl")
+    by = {}
+    for row in rows:
+        by.setdefault(row["method"], []).append(row)
+    assert sorted(by) == ["autotl", "full", "head-only", "oracle", "textbook"]
+    # the oracle: 4 configs (full, subset at 3 of 6 groups, head-only, lora) × 2 seeds
+    oracle = by["oracle"]
+    assert len(oracle) == 8
+    configs = {json.dumps([r["strategy"], r["params"]], sort_keys=True) for r in oracle}
+    assert len(configs) == 4
+    assert {r["params"].get("freeze_depth") for r in oracle if r["strategy"] == "subset"} == {3}
+    assert len({r["seed"] for r in oracle}) == 8  # every run trained with its own seed
+    # every method on the same rows: one protocol, one fingerprint, one test split
+    assert len({r["protocol"] for r in rows}) == 1
+    assert len({r["data_fingerprint"] for r in rows}) == 1
+    assert len({(r["n_train"], r["n_val"], r["n_test"]) for r in rows}) == 1
+    first = rows[0]
+    assert first["n_train"] == 50 and first["n_test"] == len(first["test_correct"])
+    assert first["n_train"] + first["n_val"] + first["n_test"] <= 1797
+    # autotl: one row per search seed, its compute the whole search, within budget + a trial
+    oracle_seconds = sum(r["compute_seconds"] for r in oracle)
+    assert sorted(r["seed"] for r in by["autotl"]) == [0, 1]
+    longest = max(r["compute_seconds"] for r in oracle)
+    for row in by["autotl"]:
+        assert 0 < row["compute_seconds"] <= 0.5 * oracle_seconds + 2 * longest
+    assert {r["strategy"] for r in by["textbook"]} == {"head-only"}  # 5 per class < 20
+    assert {r["params"]["lr"] for r in by["full"]} == {1e-3}
+    # the prior the search used never held the task's own dataset
+    used = json.loads((out / "priors" / "digits-tiny.json").read_text())["records"]
+    assert [r["dataset"] for r in used] == ["fashion-mnist"]
+    url = f"sqlite:///{out / 'studies.db'}"
+    search = optuna.load_study(study_name="digits-tiny-5pc-autotl-seed0", storage=url)
+    assert not any("digits" in s for s in search.user_attrs["prior"]["sources"])
+    # the study storage yields the same measurements as the rows file
+    def key(r: dict) -> tuple:  # noqa: E306
+        return (r["method"], r["strategy"], json.dumps(r["params"], sort_keys=True), r["seed"],
+                r["test_accuracy"], r["compute_seconds"])
+    assert sorted(map(key, read_results([out / "studies.db"]))) == sorted(map(key, rows))
+    assert (out / "leaderboard" / "leaderboard.html").is_file()
+
+    # a rerun trains nothing; a run whose rows are gone is finished from its study
+    trials = _studies(out)
+    kept = [r for r in rows if not (r["method"] == "autotl" and r["seed"] == 1)]
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    assert main(["bench", str(_suite(tmp_path)), "--out", str(out)]) == 0
+    assert _studies(out) == trials
+    again = read_rows_file(out / "results.jsonl")
+    assert len(again) == len(rows)
+    assert sorted(map(key, again)) == sorted(map(key, rows))
+
+
+def test_bench_refuses_what_it_cannot_measure(tmp_path: Path) -> None:
+    suite = load_suite(_suite(tmp_path, test=""))
+    from autotl.bench.runs import Bench
+
+    with pytest.raises(ConfigError, match="has no test split.*set test_fraction"):
+        Bench(suite.select(methods=["full"]), tmp_path / "a").run()
+    only_search = load_suite(_suite(tmp_path)).select(methods=["autotl"])
+    with pytest.raises(ConfigError, match="no oracle rows for task 'digits-tiny'.*add 'oracle'"):
+        Bench(only_search, tmp_path / "b").run()
+    with pytest.raises(ConfigError, match="--budget must be in \\(0, 1\\]"):
+        Bench(only_search, tmp_path / "c", budget=3.0)
+    assert not (tmp_path / "b").exists()  # refused before any folder or study was made

@@ -116,7 +116,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     if spec.modality != data.modality:
         raise ConfigError(
             f"backbone {spec.name!r} takes {spec.modality} input but {config.data!r} holds "
-            f"{data.modality}; pick a {data.modality} backbone (`autotl list backbones`)."
+            f"{data.modality} data; pick a backbone that takes {data.modality} input "
+            "(`autotl list backbones` shows each one's modality)."
         )
     train, val = prepare_splits(data, n_per_class=config.n_per_class,
                                 val_fraction=config.val_fraction, seed=config.seed)

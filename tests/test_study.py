@@ -226,7 +226,7 @@ def test_bad_names_fail_before_any_model_is_built(plugins, tmp_path: Path) -> No
         _search(plugins, tmp_path / "run", strategies=["head_only"])
     with pytest.raises(UnknownComponentError, match="unknown backbone"):
         _search(plugins, tmp_path / "run", backbone="test:cnnn")
-    with pytest.raises(ConfigError, match="takes text input"):
+    with pytest.raises(ConfigError, match="takes text input but .* holds image data; pick a backbone that takes image input"):
         _search(plugins, tmp_path / "run", backbone="test:bert")
     assert built == []
 

@@ -217,8 +217,13 @@ def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
 
 
 def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
+    import optuna
+
     from autotl.study import search
 
+    # The command owns its process: Optuna's study-created notices (a size map's re-run studies
+    # among them) would interleave with autotl's own log.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = search(config_from_args(args), plugins=plugins)  # a Recommendation or a SizeMap
     print(result.summary())
     return 0

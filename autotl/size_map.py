@@ -307,14 +307,12 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     """Validation accuracy against examples per class, one line per strategy, error bars."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend stays as it is
 
     if not size_map.entries:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.add_subplot()
     for i, strategy in enumerate(size_map.strategies):
         xs, ys, errs = [], [], []
         for entry in size_map.entries:
@@ -334,7 +332,6 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -92,6 +92,20 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C); its
+    log level is the caller's again afterwards."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     from autotl.cache import activation_key
     from autotl.data import load_data, prepare_splits, select_classes
@@ -192,13 +206,12 @@ class Session:
         prep.config = config
         device = resolve_device(config.device)
 
-        # Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C).
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
         sampler = self.plugins.pm.hook.autotl_create_sampler(config=config)
         pruner = self.plugins.pm.hook.autotl_create_pruner(config=config)
-        study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
-                                    direction="maximize", sampler=sampler, pruner=pruner,
-                                    load_if_exists=True)
+        with _quiet_optuna():
+            study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
+                                        direction="maximize", sampler=sampler, pruner=pruner,
+                                        load_if_exists=True)
         _check_or_record_identity(study, config, prep)
 
         backbone, self.trainer, self.cache = build_trainer(prep, device)
@@ -254,9 +267,10 @@ class Session:
         objective = Objective(self.trainer, prep, self.plugins, self.out, self.backbone)
         bar = _progress_bar(config, self.progress)
         try:
-            self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
-                                catch=(Exception,), callbacks=[bar.callback],
-                                gc_after_trial=True)
+            with _quiet_optuna():
+                self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
+                                    catch=(Exception,), callbacks=[bar.callback],
+                                    gc_after_trial=True)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:

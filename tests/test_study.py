@@ -69,6 +69,17 @@ def test_search_writes_every_output_with_the_schema(plugins, tmp_path: Path) -> 
     assert rec.recommended.strategy in (out / "report.md").read_text()
 
 
+def test_a_search_leaves_the_users_plot_backend_and_optuna_log_level(  # noqa: ANN001
+        plugins, tmp_path: Path, user_globals: dict) -> None:
+    import matplotlib
+
+    out = tmp_path / "run"
+    _search(plugins, out, trials=2, strategies=["head-only", "full"])
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert matplotlib.get_backend() == user_globals["backend"]
+    assert optuna.logging.get_verbosity() == user_globals["optuna_verbosity"]
+
+
 def test_best_model_reloads_and_predicts(plugins, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     rec = _search(plugins, out, trials=4)

@@ -154,7 +154,7 @@ def test_building_the_cache_leaves_the_users_progress_bar_setting(plugins, monke
                                                                    tmp_path, fresh_cache):
     import datasets
 
-    folder = write_fortunes(tmp_path / "fortunes", {"a": "1\n%\n2"})
+    folder = write_fortunes(tmp_path / "fortunes", {"a": "1\n%\n2", "b": "3\n%\n4"})
     monkeypatch.setattr(builtin, "FORTUNES_DIR", folder)
     datasets.disable_progress_bars()
     try:

@@ -255,8 +255,8 @@ class Trainer:
         n = len(labels)
         size = min(self.config.batch_size, n)
         generator = torch.Generator().manual_seed(seed)
-        # Its own generator: the workers' seeds (augmentation in workers) follow the trial's
-        # seed without taking draws from the order's generator, which cached trials share.
+        # The DataLoader's worker seeds follow the trial's seed from a generator of their own:
+        # a draw from ``generator`` would change an uncached trial's later epoch orders.
         loader_generator = torch.Generator().manual_seed(seed)
         while True:
             order = torch.randperm(n, generator=generator)

@@ -288,11 +288,13 @@ def measure_rung(session: Any, seeds: int) -> SizeEntry:
     import optuna
 
     from autotl.recommendation import candidate_from_trial, select
+    from autotl.study import _quiet_optuna
 
     study = session.study
-    reruns = optuna.create_study(storage=session.config.storage, direction="maximize",
-                                 study_name=study.study_name + RERUN_STUDY_SUFFIX,
-                                 load_if_exists=True)
+    with _quiet_optuna():
+        reruns = optuna.create_study(storage=session.config.storage, direction="maximize",
+                                     study_name=study.study_name + RERUN_STUDY_SUFFIX,
+                                     load_if_exists=True)
     done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("seed")): t
             for t in reruns.get_trials(deepcopy=False)
             if t.state == optuna.trial.TrialState.COMPLETE}
@@ -357,14 +359,12 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     """Validation accuracy against examples per class, one line per strategy, error bars."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend stays as it is
 
     if not size_map.entries:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.add_subplot()
     for i, strategy in enumerate(size_map.strategies):
         xs, ys, errs = [], [], []
         for entry in size_map.entries:
@@ -385,7 +385,6 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -96,6 +96,20 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C); its
+    log level is the caller's again afterwards."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     from autotl.cache import activation_key
     from autotl.data import hold_out_test, load_data, prepare_splits, select_classes
@@ -123,7 +137,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     if spec.modality != data.modality:
         raise ConfigError(
             f"backbone {spec.name!r} takes {spec.modality} input but {config.data!r} holds "
-            f"{data.modality}; pick a {data.modality} backbone (`autotl list backbones`)."
+            f"{data.modality} data; pick a backbone that takes {data.modality} input "
+            "(`autotl list backbones` shows each one's modality)."
         )
     train, val = prepare_splits(data, n_per_class=config.n_per_class,
                                 val_fraction=config.val_fraction, seed=config.data_seed)
@@ -202,14 +217,13 @@ class Session:
         prep.config = config
         device = resolve_device(config.device)
 
-        # Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C).
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
         sampler = self.plugins.pm.hook.autotl_create_sampler(config=config)
         pruner = (self.plugins.pm.hook.autotl_create_pruner(config=config) if config.prune
                   else optuna.pruners.NopPruner())
-        study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
-                                    direction="maximize", sampler=sampler, pruner=pruner,
-                                    load_if_exists=True)
+        with _quiet_optuna():
+            study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
+                                        direction="maximize", sampler=sampler, pruner=pruner,
+                                        load_if_exists=True)
         check_or_record_request(study, config, prep, self.plugins)
 
         backbone, self.trainer, self.cache = build_trainer(prep, device)
@@ -283,9 +297,10 @@ class Session:
         if config.budget_seconds:
             callbacks.append(_stop_at_budget(config.budget_seconds))
         try:
-            self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
-                                catch=(Exception,), callbacks=callbacks,
-                                gc_after_trial=True)
+            with _quiet_optuna():
+                self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
+                                    catch=(Exception,), callbacks=callbacks,
+                                    gc_after_trial=True)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:

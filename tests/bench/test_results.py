@@ -175,3 +175,29 @@ def test_environment_names_versions_and_hardware() -> None:
     assert env["device"] == "cpu" and "cores" in env["hardware"]
     assert {"python", "torch", "optuna"} <= set(env["versions"])
     assert env["autotl_version"]
+
+
+def test_rows_from_a_real_search_merge_with_result_files(tmp_path: Path) -> None:
+    """A search's output folder takes part in a leaderboard beside hand-written rows: its
+    recommended trial becomes an autotl row carrying the test score the search reported."""
+    import tiny_components
+
+    from autotl.plugins import load_plugins
+    from autotl.study import search
+
+    out = tmp_path / "run"
+    rec = search(data="test:images", backbone="test:cnn", strategies=["head-only", "full"],
+                 trials=3, out=out, cache_dir=tmp_path / "cache", test_fraction=0.25,
+                 min_steps=4, max_steps=4, eval_points=1, batch_size=16, image_size=32,
+                 prior="none", plugins=load_plugins(extra=[tiny_components]), progress=False)
+    saved = json.loads((out / "recommendation.json").read_text())
+    [found] = [r for r in read_results([out]) if r["method"] == "autotl"]
+    assert found["strategy"] == rec.recommended.strategy
+    assert found["test_accuracy"] == pytest.approx(saved["recommended"]["test_accuracy"])
+    assert len(found["test_correct"]) == saved["dataset"]["n_test"]
+    assert found["source"].endswith(f"trial {rec.recommended.trial}")
+    task = found["task"]
+    other = dict(found, method="mytool", source="my tool", date="2026-11-30")
+    write_rows(tmp_path / "mytool.jsonl", [other])
+    merged = read_results([out, tmp_path / "mytool.jsonl"])
+    assert sorted(r["method"] for r in merged if r["task"] == task) == ["autotl", "mytool"]

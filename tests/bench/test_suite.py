@@ -181,3 +181,20 @@ def test_baselines_and_the_textbook_rule(tmp_path: Path) -> None:
     assert (small["strategy"], small["head-only.lr"]) == ("head-only", 3e-3)
     assert (large["strategy"], large["full.lr"]) == ("full", 1e-3)  # at the threshold: full
     assert every["strategy"] == "full"
+
+
+def test_the_shipped_suites_load_and_match_the_protocol() -> None:
+    smoke, standard = load_suite(SUITES / "smoke.toml"), load_suite(SUITES / "standard.toml")
+    for suite in (smoke, standard):
+        assert set(suite.methods) == {"oracle", "autotl", "full", "head-only", "lora",
+                                      "textbook"}
+        assert suite.seeds >= 2 and suite.search_seeds >= 2 and suite.budget == 0.25
+        for task in suite.tasks:  # digits and fortunes bring no test split: hold one out
+            assert task.data == "fashion-mnist" or dict(task.settings).get("test_fraction")
+    assert {(t.data, t.backbone) for t in standard.tasks} == {
+        ("fashion-mnist", "offline:efficientnet-lite0"), ("digits", "offline:mobilenetv2-100"),
+        ("fortunes", "offline:minilm-l6")}
+    assert all(len(t.sizes) >= 3 and t.sizes[0] == 5 for t in standard.tasks)
+    grid = standard.grid
+    assert (grid.freeze_fractions, grid.learning_rates, dict(grid.lora)["r"],
+            dict(grid.lora)["alpha"], grid.head) == ((0.25, 0.5, 0.75), 4, 8, 16, "linear")

@@ -9,10 +9,10 @@ import pytest
 from autotl.errors import ConfigError
 from autotl.prior import (
     Suggestion,
+    build_prior,
     load_prior,
     logme,
     recommend,
-    build_prior,
     records_from_size_map,
     trial_params,
 )
@@ -130,8 +130,8 @@ def test_recommend_command(prior_file: Path, capsys: pytest.CaptureFixture[str])
     assert "--n-per-class, --n-classes" in capsys.readouterr().err
 
 
-def _row(method: str, strategy: str, params: dict, seed: int, val: float, test: float,  # noqa: ANN001
-         **extra) -> dict:  # noqa: ANN003
+def _row(method: str, strategy: str, params: dict, seed: int, val: float, test: float,
+         **extra: object) -> dict:
     from autotl.bench.results import new_row
 
     values = dict(task="digits+cnn", dataset="digits", data_fingerprint="fp-digits",

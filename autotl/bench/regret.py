@@ -162,7 +162,7 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
         group: list[Standing] = []
         for method, runs in by_method.items():
             if method == ORACLE and best is not None:
-                key, best_runs = best
+                _, best_runs = best
                 standing = _standing(task, size, protocol, method, best_runs)
                 standing.compute_seconds = oracle_total
                 standing.regret = 0.0

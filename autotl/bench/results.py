@@ -302,9 +302,10 @@ def git_commit() -> str | None:
                              text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "")
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                             "--untracked-files=no"], capture_output=True, text=True,
+                            timeout=10, check=False)
+    return out.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
 # -- study storages ------------------------------------------------------------------------------
@@ -366,7 +367,7 @@ def flat_request(attrs: dict[str, Any]) -> dict[str, Any]:
     return dict(request or attrs.get("identity") or {})
 
 
-def test_scores(study: Any) -> dict[int, dict[str, Any]]:
+def scores_on_test(study: Any) -> dict[int, dict[str, Any]]:
     """Test scores by trial number: a trial's own (scored as it finished) or the study's
     (``test:<number>``, scored after selection)."""
     scores = {}
@@ -390,7 +391,7 @@ def rows_from_study(study: Any, url: str = "", *,
     request = flat_request(attrs)
     bench = attrs.get("bench") or {}
     trials = study.get_trials(deepcopy=False)
-    scores = test_scores(study)
+    scores = scores_on_test(study)
     scored = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE
               and t.number in scores]
     total_seconds = sum(float(t.user_attrs.get("train_seconds") or 0.0)
@@ -444,6 +445,7 @@ def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str,
         "val_accuracy": float(trial.value) if trial.value is not None else None,
         "test_accuracy": float(score["accuracy"]),
         "test_correct": score.get("correct"),
+        "n_test": base.get("n_test") or (len(score["correct"]) if score.get("correct") else None),
         "seed": trial_seed(trial, request) if one_run else search_seed,
         "compute_seconds": seconds if one_run else search_seconds,
         "train_seconds": seconds,

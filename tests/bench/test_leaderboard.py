@@ -19,7 +19,7 @@ from autotl.cli import main
 from autotl.errors import ConfigError
 
 
-def _suite_rows(toy_rows):  # noqa: ANN001, ANN202
+def _suite_rows(toy_rows: list[dict]) -> list[dict]:
     """The toy group at size 5, and a second size (20) and a second task, so the size plot
     has a line and the table has something to reorder."""
     at_20 = [dict(r, n_per_class=20, test_accuracy=min(1.0, r["test_accuracy"] + 0.1),
@@ -28,7 +28,7 @@ def _suite_rows(toy_rows):  # noqa: ANN001, ANN202
     return toy_rows + at_20 + other
 
 
-def test_leaderboard_files_hold_every_standing(toy_rows, tmp_path: Path) -> None:  # noqa: ANN001
+def test_leaderboard_files_hold_every_standing(toy_rows: list[dict], tmp_path: Path) -> None:
     write_rows(tmp_path / "rows.jsonl", _suite_rows(toy_rows))
     assert main(["leaderboard", str(tmp_path / "rows.jsonl"), "--out", str(tmp_path / "lb")]) == 0
     with open(tmp_path / "lb" / "leaderboard.csv") as f:
@@ -59,7 +59,8 @@ def test_an_empty_leaderboard_is_refused() -> None:
         Leaderboard([])
 
 
-def test_rendering_leaves_pyplot_and_its_backend_alone(toy_rows, tmp_path: Path) -> None:  # noqa: ANN001
+def test_rendering_leaves_pyplot_and_its_backend_alone(toy_rows: list[dict],
+                                                       tmp_path: Path) -> None:
     write_rows(tmp_path / "rows.jsonl", toy_rows)
     code = textwrap.dedent(f"""
         import sys, matplotlib
@@ -93,7 +94,8 @@ def _browser():  # noqa: ANN202
 
 
 @pytest.mark.browser
-def test_leaderboard_page_sorts_and_shows_plots_in_chromium(toy_rows, tmp_path: Path) -> None:  # noqa: ANN001,E501
+def test_leaderboard_page_sorts_and_shows_plots_in_chromium(toy_rows: list[dict],
+                                                            tmp_path: Path) -> None:
     rows = _suite_rows(toy_rows) + [row("lora", "lora", {"lr": 0.001}, 0, 39, task="toy3",
                                         data_fingerprint="ghi")]
     paths = Leaderboard(rows).write(tmp_path)

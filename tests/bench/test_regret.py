@@ -15,7 +15,7 @@ def _by_method(table):  # noqa: ANN001, ANN202
     return {s.method: s for s in table}
 
 
-def test_regret_is_oracle_best_mean_minus_method_mean(toy_rows) -> None:  # noqa: ANN001
+def test_regret_is_oracle_best_mean_minus_method_mean(toy_rows: list[dict]) -> None:
     table = _by_method(standings(toy_rows))
     # oracle configs: A (30+20)/80 = 0.625, B (10+30)/80 = 0.5, C (40+0)/80 = 0.5
     oracle = table["oracle"]
@@ -29,7 +29,7 @@ def test_regret_is_oracle_best_mean_minus_method_mean(toy_rows) -> None:  # noqa
     assert table["full"].test_sd is None  # one run: no spread to show
 
 
-def test_noise_floor_picks_by_one_seed_and_scores_on_the_other(toy_rows) -> None:  # noqa: ANN001
+def test_noise_floor_picks_by_one_seed_and_scores_on_the_other(toy_rows: list[dict]) -> None:
     oracle = [r for r in toy_rows if r["method"] == "oracle"]
     # seed 0 picks C (40/40), which scores 0/40 on seed 1; seed 1 picks B (30/40), which
     # scores 10/40 on seed 0: the oracle's best mean 25/40 minus their mean 5/40.
@@ -38,7 +38,7 @@ def test_noise_floor_picks_by_one_seed_and_scores_on_the_other(toy_rows) -> None
     assert all(s.noise_floor == pytest.approx(0.5) for s in standings(toy_rows))
 
 
-def test_compute_fraction_and_wins(toy_rows) -> None:  # noqa: ANN001
+def test_compute_fraction_and_wins(toy_rows: list[dict]) -> None:
     table = _by_method(standings(toy_rows))
     total = 10 + 10 + 2 + 2 + 6 + 6
     assert table["oracle"].compute_seconds == total
@@ -60,7 +60,8 @@ def _binomial_quantile(n: int, p: float, q: float) -> int:
     return n
 
 
-def test_paired_bootstrap_interval_matches_the_exact_resampling_distribution(toy_rows) -> None:  # noqa: ANN001,E501
+def test_paired_bootstrap_interval_matches_the_exact_resampling_distribution(
+        toy_rows: list[dict]) -> None:
     oracle_best = [r for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
     autotl = [r for r in toy_rows if r["method"] == "autotl"]
     # Averaged over seeds, oracle-best minus autotl is 0.5 on 10 of the 40 examples and 0
@@ -87,7 +88,7 @@ def test_pairing_narrows_the_interval_when_both_miss_the_same_examples() -> None
     assert low < -0.15 and high > 0.15
 
 
-def test_rows_without_per_example_correctness_get_no_interval(toy_rows) -> None:  # noqa: ANN001
+def test_rows_without_per_example_correctness_get_no_interval(toy_rows: list[dict]) -> None:
     stripped = [dict(r, test_correct=None) if r["method"] == "full" else r for r in toy_rows]
     table = _by_method(standings(stripped))
     assert table["full"].regret == pytest.approx(15 / 40)
@@ -95,7 +96,7 @@ def test_rows_without_per_example_correctness_get_no_interval(toy_rows) -> None:
     assert table["autotl"].regret_low is not None
 
 
-def test_groups_are_task_size_and_protocol(toy_rows) -> None:  # noqa: ANN001
+def test_groups_are_task_size_and_protocol(toy_rows: list[dict]) -> None:
     other = [dict(r, n_per_class=20) for r in toy_rows if r["method"] != "full"]
     table = standings(toy_rows + other)
     assert sorted({(s.n_per_class, s.method) for s in table}) == sorted(

@@ -25,7 +25,7 @@ from autotl.errors import ConfigError
 README = Path(__file__).parents[2] / "benchmarks" / "results" / "README.md"
 
 
-def test_rows_round_trip_through_a_file(toy_rows, tmp_path: Path) -> None:  # noqa: ANN001
+def test_rows_round_trip_through_a_file(toy_rows: list[dict], tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     write_rows(path, toy_rows[:4])
     write_rows(path, toy_rows[4:], append=True)
@@ -37,7 +37,7 @@ def test_rows_round_trip_through_a_file(toy_rows, tmp_path: Path) -> None:  # no
 
 def test_every_column_is_documented_in_the_results_readme() -> None:
     text = README.read_text()
-    documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.M))
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE))
     assert documented == {c.name for c in COLUMNS}
 
 
@@ -54,7 +54,8 @@ def test_every_column_is_documented_in_the_results_readme() -> None:
     ({"date": "yesterday"}, "'date' must be ISO 8601"),
     ({"compute_seconds": -1.0}, "'compute_seconds' must be >= 0"),
 ])
-def test_bad_rows_are_refused_naming_file_line_and_column(toy_rows, tmp_path: Path, change,  # noqa: ANN001
+def test_bad_rows_are_refused_naming_file_line_and_column(toy_rows: list[dict], tmp_path: Path,
+                                                          change: dict,
                                                           message: str) -> None:
     bad = dict(toy_rows[-1], **change)
     path = tmp_path / "rows.jsonl"
@@ -66,7 +67,7 @@ def test_bad_rows_are_refused_naming_file_line_and_column(toy_rows, tmp_path: Pa
     assert any(m in text for m in message.split("|")), text
 
 
-def test_missing_columns_and_broken_json_are_named(toy_rows, tmp_path: Path) -> None:  # noqa: ANN001
+def test_missing_columns_and_broken_json_are_named(toy_rows: list[dict], tmp_path: Path) -> None:
     path = tmp_path / "rows.jsonl"
     lacking = {k: v for k, v in toy_rows[0].items() if k not in ("task", "method")}
     path.write_text(json.dumps(lacking) + "\n")
@@ -89,7 +90,8 @@ def test_other_tools_write_rows_by_hand_with_only_the_required_columns(tmp_path:
     assert hand["method"] == "mytool" and hand["x_mytool_version"] == "2.1"
 
 
-def test_merging_files_replaces_reruns_and_refuses_mixed_data(toy_rows, tmp_path: Path) -> None:  # noqa: ANN001,E501
+def test_merging_files_replaces_reruns_and_refuses_mixed_data(toy_rows: list[dict],
+                                                              tmp_path: Path) -> None:
     folder = tmp_path / "results"
     write_rows(folder / "a.jsonl", toy_rows)
     rerun = dict(toy_rows[-1], test_accuracy=0.5, test_correct=correct(20),

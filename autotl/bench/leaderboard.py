@@ -163,12 +163,12 @@ def _png(draw: Callable[[Any], None]) -> str:
     # A Figure of its own renders through Agg without touching pyplot's global backend.
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.0, 3.6), dpi=100)
+    fig = Figure(figsize=(7.5, 3.6), dpi=100)
     ax = fig.subplots()
     draw(ax)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
+    fig.savefig(buffer, format="png", bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -218,7 +218,7 @@ def _draw_size(ax: Any, rows: list[dict[str, Any]]) -> None:
     ax.set_xlabel("training examples per class")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the data
 
 
 def _draw_compute(ax: Any, rows: list[dict[str, Any]]) -> None:
@@ -243,7 +243,7 @@ def _draw_compute(ax: Any, rows: list[dict[str, Any]]) -> None:
     ax.set_xlabel("training seconds per run (log)")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the data
 
 
 # -- formatting ----------------------------------------------------------------------------------

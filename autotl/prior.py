@@ -20,11 +20,12 @@ The prior file format (JSON)::
                   "best_mean_at_size": 0.83, "train_seconds": 12.0,
                   "trainable_params": 3328314}]}
 
-``params`` are a trial's parameters without the strategy prefix; ``freeze_depth`` is mapped to
-another backbone through the fraction ``freeze_depth / n_groups``. ``data_fingerprint`` (the
-content digest of the data, optional) lets a search or a benchmark leave out the records of
-the very dataset it measures. ``autotl prior build`` writes this file from size maps and
-benchmark result rows (:func:`build_prior`).
+``data_fingerprint`` (optional) identifies the data a record was measured on: a search leaves
+out records of its own data — by fingerprint where a record has one, else by dataset name —
+since they would replay a choice made on the same rows. ``params`` are a trial's parameters
+without the strategy prefix; ``freeze_depth`` is mapped to another backbone through the
+fraction ``freeze_depth / n_groups``. ``autotl prior build`` writes this file from size maps
+and benchmark result rows (:func:`build_prior`).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class SizeMap:
     entries: list[SizeEntry] = field(default_factory=list)
     out: str = ""
     budget: str = ""  # the step-budget rule, in words
-    data_fingerprint: str | None = None  # lets a prior built from this map leave its data out
+    data_fingerprint: str = ""  # of the data before a test fraction was held out
 
     def crossovers(self) -> str:
         """Which strategy wins where, in words."""
@@ -219,12 +219,11 @@ class SizeMap:
                 "per_strategy": [m.to_dict() for m in entry.ranked()],
             })
         return {
-            "dataset": self.dataset, "data_fingerprint": self.data_fingerprint,
-            "modality": self.modality, "n_classes": self.n_classes,
+            "dataset": self.dataset, "modality": self.modality, "n_classes": self.n_classes,
             "backbone": self.backbone, "backbone_params": self.backbone_params,
             "strategies": self.strategies, "seeds": self.seeds, "tolerance": self.tolerance,
             "crossovers": self.crossovers(), "noise": self.noise_notes(),
-            "budget": self.budget, "sizes": sizes,
+            "budget": self.budget, "data_fingerprint": self.data_fingerprint, "sizes": sizes,
         }
 
 

@@ -61,6 +61,10 @@ class Bench:
                  progress: bool | None = False) -> None:
         from autotl.plugins import load_plugins
 
+        from autotl.config import DEVICES
+
+        if device not in DEVICES:
+            raise ConfigError(f"--device must be one of {DEVICES}, but got {device!r}.")
         if budget is not None and not 0 < budget <= 1:
             raise ConfigError(f"--budget must be in (0, 1] (a fraction of the oracle's "
                               f"training seconds), but got {budget}.")

@@ -140,4 +140,6 @@ def test_bench_refuses_what_it_cannot_measure(tmp_path: Path) -> None:
         Bench(only_search, tmp_path / "b").run()
     with pytest.raises(ConfigError, match="--budget must be in \\(0, 1\\]"):
         Bench(only_search, tmp_path / "c", budget=3.0)
+    with pytest.raises(ConfigError, match="--device must be one of .* but got 'gpu'"):
+        Bench(only_search, tmp_path / "c", device="gpu")
     assert not (tmp_path / "b").exists()  # refused before any folder or study was made

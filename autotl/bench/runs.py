@@ -182,7 +182,9 @@ class Bench:
 
         from autotl.study import Session, open_storage
 
-        cache = self.out / "cache" / name  # cold for every run: its compute counts its own work
+        # Cold for every run, a resumed one included: its compute counts its own work.
+        cache = self.out / "cache" / name
+        shutil.rmtree(cache, ignore_errors=True)
         settings = dict(task.settings)
         config = task.config(size, study=name, storage=self.storage, out=self.out / "runs" / name,
                              device=self.device, cache_dir=cache,

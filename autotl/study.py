@@ -22,6 +22,7 @@ from autotl.config import SearchConfig
 from autotl.errors import ConfigError
 from autotl.plugins import Plugins, load_plugins
 from autotl.registry import BackboneSpec, HeadSpec, StrategySpec
+from autotl.storage import mask_url, open_storage
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,6 @@ DEFAULT_BACKBONES = {
     "text": ("offline:minilm-l6", "hf:sentence-transformers/all-MiniLM-L6-v2"),
 }
 KNOWN_GOOD_WEIGHT_DECAY = 1e-4
-# A trial whose process dies (killed, out of memory, power loss) stays RUNNING in storage;
-# Optuna fails it once its heartbeat is older than the grace period and we queue it again.
-HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 120
 _BACKBONES: dict[tuple[str, bool], Any] = {}  # pretrained weights, loaded once per process
 
 
@@ -195,7 +192,10 @@ class Session:
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         sampler = self.plugins.pm.hook.autotl_create_sampler(config=config)
         pruner = self.plugins.pm.hook.autotl_create_pruner(config=config)
-        study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
+        study = optuna.create_study(storage=open_storage(
+                                        storage, heartbeat_seconds=config.heartbeat_seconds,
+                                        grace_seconds=config.grace_seconds),
+                                    study_name=study_name,
                                     direction="maximize", sampler=sampler, pruner=pruner,
                                     load_if_exists=True)
         _check_or_record_identity(study, config, prep)
@@ -210,7 +210,8 @@ class Session:
         enqueue_known_good(study, prep, backbone)
         log.info("study %s: %d train / %d val examples of %d classes, %s, %d steps per trial, "
                  "on %s; storage %s", study_name, len(prep.train), len(prep.val),
-                 len(prep.data.class_names), backbone.name, self.trainer.steps, device, storage)
+                 len(prep.data.class_names), backbone.name, self.trainer.steps, device,
+                 mask_url(storage))
 
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         if finished:
@@ -357,7 +358,8 @@ def _check_or_record_identity(study: Any, config: SearchConfig, prep: Prepared) 
     if diff:
         detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in diff.items())
         raise ConfigError(
-            f"study {study.study_name!r} in {config.storage} was run with other settings "
+            f"study {study.study_name!r} in {mask_url(config.storage)} was run with other "
+            "settings "
             f"({detail}). Resume with the same settings, or pass another --study or --out."
         )
 
@@ -409,28 +411,6 @@ def enqueue_known_good(study: Any, prep: Prepared, backbone: Any) -> None:
                       **head_params}
             params.update({f"{name}.{k}": v for k, v in known.items()})
             study.enqueue_trial(params, skip_if_exists=True)
-
-
-def open_storage(url: str) -> Any:
-    """The study's database with Optuna's heartbeat, so a trial left RUNNING by a dead process
-    is failed and queued again instead of haunting the study."""
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=_requeue_stale_trial)
-
-
-def _requeue_stale_trial(study: Any, trial: Any) -> None:
-    import optuna
-
-    log.warning("trial %d stopped without a result (its process was killed or crashed); "
-                "marked failed and queued again", trial.number)
-    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, trial)
 
 
 class Objective:

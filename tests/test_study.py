@@ -125,24 +125,23 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_confi
 
 
 def test_a_trial_left_running_by_a_dead_process_is_failed_and_queued_again(
-        plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+        plugins, tmp_path: Path,  # noqa: ANN001
         caplog: pytest.LogCaptureFixture) -> None:
     import time
 
-    import autotl.study
+    from autotl.storage import open_storage
 
-    monkeypatch.setattr(autotl.study, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(autotl.study, "GRACE_SECONDS", 1)
+    beat = dict(heartbeat_seconds=1, grace_seconds=2)
     out = tmp_path / "run"
-    rec = _search(plugins, out, trials=4)  # every queued known-good config has run
+    rec = _search(plugins, out, trials=4, **beat)  # every queued known-good config has run
     # A process that started a trial and died: a heartbeat, then silence.
-    storage = autotl.study.open_storage(f"sqlite:///{out / 'study.db'}")
+    storage = open_storage(f"sqlite:///{out / 'study.db'}", **beat)
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() outside optimize()
         orphan = optuna.load_study(study_name=rec.study, storage=storage).ask()
     storage.record_heartbeat(orphan._trial_id)
-    time.sleep(2.5)
+    time.sleep(3)
     with caplog.at_level("WARNING", logger="autotl"):
-        _search(plugins, out, trials=1)
+        _search(plugins, out, trials=1, **beat)
     study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
     assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
     retry = study.trials[-1]

@@ -1,0 +1,129 @@
+"""Where a study lives: opening Optuna storages with heartbeats, and storage URLs made safe to
+print.
+
+A storage URL may carry a password (``postgresql://user:secret@host/db``); :func:`mask_url` is
+the one way such a URL reaches a log line, a report, ``recommendation.json`` or an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from autotl.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+# A trial whose process dies (killed, out of memory, power loss) stays RUNNING in storage;
+# Optuna fails it once its heartbeat is older than the grace period and we queue it again.
+# SearchConfig's heartbeat_seconds / grace_seconds override these defaults.
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
+# A killed trial is queued again up to this many times (each re-run can be killed too).
+MAX_RETRY = 3
+CONNECT_TIMEOUT_SECONDS = 10
+MASK = "***"
+_SECRET_KEYS = {"password", "pass", "passwd", "pwd", "secret", "token", "sslpassword"}
+
+
+def mask_url(url: str | None) -> str:
+    """``url`` with any password replaced by ``***``: the one in ``user:password@`` and any
+    query parameter named like one (libpq also reads ``?password=``)."""
+    if not url:
+        return ""
+    text = str(url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # not a URL at all: mask anything that looks like user:password@
+        return re.sub(r"(//[^/:@\s]*:)[^@/\s]*@", rf"\1{MASK}@", text)
+    # Replace the parts in place: urlunsplit would drop the empty host of sqlite:////abs/path.
+    if "@" in parts.netloc:
+        userinfo, _, hostport = parts.netloc.rpartition("@")
+        if ":" in userinfo:
+            masked = f"{userinfo.split(':', 1)[0]}:{MASK}@{hostport}"
+            text = text.replace(f"//{parts.netloc}", f"//{masked}", 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_KEYS for k, _ in pairs):
+            query = urlencode([(k, MASK if k.lower() in _SECRET_KEYS else v) for k, v in pairs],
+                              safe="*/")
+            text = text.replace(f"?{parts.query}", f"?{query}", 1)
+    return text
+
+
+def storage_host(url: str) -> str:
+    """The host a storage URL points at, for error messages: a server name, a Unix socket
+    folder, or the file of an SQLite/journal storage."""
+    parts = urlsplit(url)
+    if parts.scheme.startswith("sqlite"):
+        return parts.path.removeprefix("/") or "(memory)"
+    host = parts.hostname
+    if not host:
+        host = dict(parse_qsl(parts.query)).get("host", "localhost (default socket)")
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL to open: ``postgresql://`` names SQLAlchemy's psycopg2 driver; when
+    only psycopg 3 is installed (autotl's extra), use that one instead."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres") and sep:
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+            return f"postgresql+psycopg://{rest}"
+        return f"postgresql://{rest}"
+    return url
+
+
+def open_storage(url: str, *, heartbeat_seconds: int = HEARTBEAT_SECONDS,
+                 grace_seconds: int = GRACE_SECONDS) -> Any:
+    """The study's database with Optuna's heartbeat, so a trial left RUNNING by a dead process
+    is failed and queued again instead of haunting the study. An unreachable database raises
+    :class:`StorageError` naming the host (never the password)."""
+    import warnings
+
+    import optuna
+
+    target = engine_url(url)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if target.startswith("postgresql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                target, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
+                grace_period=grace_seconds, heartbeat_stale_trial_callback=requeue_stale_trial)
+    except ModuleNotFoundError as exc:
+        raise StorageError(
+            f"the storage {mask_url(url)} needs the Python package {exc.name!r}, which is not "
+            f"installed; install it (for PostgreSQL: pip install 'psycopg[binary]')."
+        ) from None
+    except Exception as exc:  # sqlalchemy's errors; their text may quote the URL: mask it
+        reason = _first_line(exc).replace(url, mask_url(url)).replace(target, mask_url(target))
+        raise StorageError(
+            f"cannot open the study database on {storage_host(url)} ({mask_url(url)}): "
+            f"{reason}. Check that the server is running and reachable from this host and "
+            "that the URL's user, password and database are right; without --storage the "
+            "study is kept in a local file."
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's own message without SQLAlchemy's "(Background on this error …)"."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0].rstrip(".")
+
+
+def requeue_stale_trial(study: Any, trial: Any) -> None:
+    """Heartbeat callback: a trial whose process went silent is failed (by Optuna) and its
+    config queued again, up to :data:`MAX_RETRY` times per original trial."""
+    import optuna
+
+    log.warning("trial %d stopped without a result (its process was killed or crashed); "
+                "marked failed and queued again", trial.number)
+    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)

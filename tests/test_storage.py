@@ -1,0 +1,116 @@
+"""Storage URLs: passwords masked everywhere, an unreachable database named clearly, and a real
+PostgreSQL study (marked ``postgres``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import tiny_components
+
+from autotl.config import SearchConfig
+from autotl.errors import ConfigError, StorageError
+from autotl.plugins import load_plugins
+from autotl.storage import engine_url, mask_url, open_storage, storage_host
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("postgresql://ann:s3cret@db.example:5432/autotl",
+     "postgresql://ann:***@db.example:5432/autotl"),
+    ("postgresql+psycopg://ann:p%40ss@db/autotl?sslmode=require",
+     "postgresql+psycopg://ann:***@db/autotl?sslmode=require"),
+    ("postgresql://ann@/autotl?host=/run/pg&password=s3cret",
+     "postgresql://ann@/autotl?host=/run/pg&password=***"),
+    ("mysql://root:a:b:c@10.0.0.1/db", "mysql://root:***@10.0.0.1/db"),
+    ("postgresql://ann@db/autotl", "postgresql://ann@db/autotl"),
+    ("sqlite:////tmp/run/study.db", "sqlite:////tmp/run/study.db"),
+    ("/shared/journal.log", "/shared/journal.log"),
+    (None, ""),
+])
+def test_mask_url_hides_every_password_and_keeps_the_rest(url: str | None, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_storage_host_names_server_socket_or_file() -> None:
+    assert storage_host("postgresql://a:b@db.example:5433/x") == "db.example:5433"
+    assert storage_host("postgresql://a@/x?host=/run/pg") == "/run/pg"
+    assert storage_host("sqlite:////tmp/x/study.db") == "/tmp/x/study.db"
+
+
+def test_postgresql_url_uses_the_installed_driver() -> None:
+    import importlib.util
+
+    url = engine_url("postgresql://a@db/x")
+    if importlib.util.find_spec("psycopg2") is None:
+        assert url == "postgresql+psycopg://a@db/x"
+    assert engine_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert engine_url("postgresql+psycopg2://a@db/x") == "postgresql+psycopg2://a@db/x"
+
+
+def test_unreachable_database_is_named_with_the_password_masked() -> None:
+    # Port 1 on the loopback refuses at once: nothing listens there.
+    url = "postgresql://ann:hunter2@127.0.0.1:1/autotl"
+    start = time.monotonic()
+    with pytest.raises(StorageError) as info:
+        open_storage(url)
+    message = str(info.value)
+    assert "127.0.0.1:1" in message
+    assert "hunter2" not in message and "ann:***@127.0.0.1:1" in message
+    assert "server is running" in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert time.monotonic() - start < 30
+
+
+def test_search_with_an_unreachable_database_stops_before_training(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotl.study import search
+    from autotl.training import Trainer
+
+    monkeypatch.setattr(Trainer, "__init__", lambda *a, **k: pytest.fail("built a trainer"))
+    with pytest.raises(StorageError, match=r"127\.0\.0\.1:1") as info:
+        search("test:images", plugins=load_plugins(extra=[tiny_components]),
+               backbone="test:cnn", out=tmp_path / "run", prior="none", progress=False,
+               storage="postgresql://ann:hunter2@127.0.0.1:1/autotl")
+    assert "hunter2" not in str(info.value)
+
+
+def test_heartbeat_settings_are_validated() -> None:
+    assert SearchConfig(data="x", heartbeat_seconds=1, grace_seconds=3).grace_seconds == 3
+    with pytest.raises(ConfigError, match="grace_seconds must exceed heartbeat_seconds"):
+        SearchConfig(data="x", heartbeat_seconds=5, grace_seconds=5)
+    with pytest.raises(ConfigError, match="heartbeat_seconds must be a whole number"):
+        SearchConfig(data="x", heartbeat_seconds=0)
+
+
+def test_heartbeat_settings_reach_the_storage(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_seconds=2,
+                           grace_seconds=5)
+    assert storage.get_heartbeat_interval() == 2
+    assert storage.grace_period == 5
+
+
+@pytest.mark.postgres
+def test_search_on_postgresql_never_writes_the_password(
+        postgres_cluster, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+    from autotl.study import search
+
+    url = postgres_cluster.url(postgres_cluster.create_database(), password="hunter2")
+    out = tmp_path / "run"
+    with caplog.at_level(logging.DEBUG):
+        rec = search("test:images", plugins=load_plugins(extra=[tiny_components]),
+                     backbone="test:cnn", strategies=["head-only", "lora"], trials=2, out=out,
+                     cache_dir=tmp_path / "cache", storage=url, prior="none", progress=False,
+                     min_steps=4, max_steps=4, eval_points=1, batch_size=16, image_size=32)
+    data = json.loads((out / "recommendation.json").read_text())
+    assert data["storage"] == mask_url(url) and "***" in data["storage"]
+    for name in ("recommendation.json", "trials.csv", "report.md", "report.html"):
+        assert "hunter2" not in (out / name).read_text(), name
+    assert "hunter2" not in caplog.text and mask_url(url) in caplog.text
+    # The trials are in PostgreSQL, not in a local file.
+    assert not (out / "study.db").exists()
+    study = optuna.load_study(study_name=rec.study, storage=open_storage(url))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2

@@ -17,7 +17,8 @@ from autotl.recommendation import Recommendation
 log = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = ["number", "state", "strategy", "val_accuracy", "train_seconds",
-                 "trainable_params", "total_params", "frozen_depth", "cached_depth", "steps"]
+                 "trainable_params", "total_params", "frozen_depth", "cached_depth", "steps",
+                 "accumulation_steps"]
 
 
 def write_outputs(recommendation: Recommendation, study: Any, out: Path) -> None:
@@ -57,7 +58,8 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
                     else key] = value
         if t.state.name == "PRUNED" and attrs.get("history"):
             row["val_accuracy"] = attrs["history"][-1][1]
-        row["error"] = attrs.get("error", "")
+        # why it did not complete: a failure's error, or the fault that stopped it early
+        row["error"] = attrs.get("error") or attrs.get("reason", "")
         rows.append(row)
     return rows
 
@@ -128,9 +130,9 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {s['strategy']} | {acc} | {s['n_trials']} ({s['n_complete']}) | "
                      f"{secs} | {params} | {best} |")
     lines += ["", "## Why", ""] + [f"- {r}" for r in _why(rec)]
-    failed = [r for r in rows if r["state"] == "fail"]
+    failed = [r for r in rows if r["state"] == "fail" or (r["state"] == "pruned" and r["error"])]
     if failed:
-        lines += ["", "## Failed trials", ""]
+        lines += ["", "## Failed or stopped trials", ""]
         lines += [f"- trial {r['number']} ({r['strategy']}): {r['error']}" for r in failed]
     lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
               f"{rec.dataset['n_val']} validation examples, {rec.dataset['n_classes']} classes. "

@@ -452,11 +452,15 @@ class Objective:
             raise
         result.number = trial.number
         for key in ("train_seconds", "wall_seconds", "trainable_params", "total_params",
-                    "steps", "frozen_depth", "cached_depth", "history"):
+                    "steps", "frozen_depth", "cached_depth", "history", "accumulation_steps"):
             trial.set_user_attr(key, getattr(result, key))
+        if result.error:  # stopped by a fault (a loss that is not finite), not by the pruner
+            trial.set_user_attr("reason", result.error)
+            log.warning("trial %d (%s) stopped: %s", trial.number, plan.strategy, result.error)
         self._finished(result)
         if result.state == "pruned":
-            raise optuna.TrialPruned(f"pruned at checkpoint {len(result.history)}")
+            raise optuna.TrialPruned(result.error or
+                                     f"pruned at checkpoint {len(result.history)}")
         assert result.val_accuracy is not None
         if self._is_best(trial, result):
             from autotl.report import save_best_model
@@ -516,7 +520,9 @@ class _ProgressBar:
         elif trial.state == optuna.trial.TrialState.PRUNED:
             # A pruned trial's value is its last checkpoint, not a finished run: say so.
             step = trial.last_step
-            message += " (pruned" + (f" at step {step})" if step is not None else ")")
+            reason = trial.user_attrs.get("reason")
+            message += (f" ({reason})" if reason else
+                        " (pruned" + (f" at step {step})" if step is not None else ")"))
         if self.bar.disable:
             log.info(message)
         else:

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,10 @@ from autotl.registry import HeadSpec, StrategySpec
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when what is stored under a key changes meaning
+# Fault-injection point for tests (real processes inherit it): "oom@K" raises CUDA's
+# out-of-memory error at step K of a trial's first attempt, "oom-always@K" at every attempt,
+# "nan@K" makes step K's loss NaN.
+FAULT_ENV = "AUTOTL_INJECT_FAULT"
 
 
 @dataclass
@@ -79,6 +84,7 @@ class TrialResult:
     total_params: int = 0
     frozen_depth: int = 0
     cached_depth: int | None = None
+    accumulation_steps: int = 1
     error: str | None = None
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
@@ -97,6 +103,10 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError("device='cuda' was asked for but torch sees no CUDA device; use "
                           "--device auto or cpu.")
     return torch.device(name)
+
+
+class OutOfMemory(RuntimeError):
+    """A trial did not fit in device memory, even at half the batch."""
 
 
 class Trainer:
@@ -141,7 +151,40 @@ class Trainer:
     def run(self, plan: TrialPlan, *, seed: int,
             should_stop: Callable[[float, int], bool] | None = None) -> TrialResult:
         """Train ``plan``; ``should_stop(accuracy, checkpoint)`` is asked at each checkpoint
-        (the pruner), and a ``True`` ends the trial as ``pruned``."""
+        (the pruner), and a ``True`` ends the trial as ``pruned``; so does a loss that is not
+        finite (``error`` says where).
+
+        Out of device memory, the trial is run again from the start at half the batch with
+        two accumulation steps: the same examples per optimizer step, though BatchNorm sees
+        half batches (``accumulation_steps`` records it). A second failure raises
+        :class:`OutOfMemory` with what to do.
+        """
+        try:
+            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=1)
+        except torch.OutOfMemoryError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "out of memory"
+        # Out of the except block, the failed attempt's frames (and tensors) are released.
+        _release_device_memory()
+        size = min(self.config.batch_size, len(self.labels["train"]))
+        if size < 2:
+            raise OutOfMemory(f"trial ran out of device memory at batch size {size} "
+                              f"({first}); use a smaller --image-size or backbone.")
+        log.warning("trial (%s) ran out of device memory at batch %d; retrying once with 2 "
+                    "accumulation steps of %d", plan.strategy, size, math.ceil(size / 2))
+        try:
+            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=2)
+        except torch.OutOfMemoryError:
+            pass
+        _release_device_memory()
+        raise OutOfMemory(
+            f"trial ran out of device memory at batch size {size} and again at "
+            f"{math.ceil(size / 2)} × 2 accumulation steps ({first}); lower --batch-size or "
+            "--image-size, pick a smaller backbone, or give this worker a GPU with more memory."
+        )
+
+    def _run(self, plan: TrialPlan, *, seed: int,
+             should_stop: Callable[[float, int], bool] | None,
+             accumulation: int) -> TrialResult:
         wall_start = time.perf_counter()
         torch.manual_seed(seed)
         strategy = self.strategies[plan.strategy]
@@ -154,7 +197,8 @@ class Trainer:
                     self.base.n_groups)
         counts = model.count_parameters()
         result = TrialResult(plan=plan, frozen_depth=depth, steps=self.steps,
-                             trainable_params=counts["trainable"], total_params=counts["total"])
+                             trainable_params=counts["trainable"], total_params=counts["total"],
+                             accumulation_steps=accumulation)
         if counts["trainable"] == 0:
             raise ValueError(f"strategy {plan.strategy!r} left nothing to train")
 
@@ -191,22 +235,38 @@ class Trainer:
         checkpoints = sorted({math.ceil(self.steps * i / self.config.eval_points)
                               for i in range(1, self.config.eval_points + 1)})
         batches = self._train_batches(train_acts, seed)
+        fault = _injected_fault()
+        parts = result.accumulation_steps
+        # The first step whose loss was not finite (0: none), kept on the device: reading the
+        # loss every step would make the GPU wait for the host. Checked at each checkpoint.
+        bad_step = torch.zeros((), dtype=torch.long, device=self.device)
         model.train()
         best = -1.0
         for step in range(1, self.steps + 1):
             inputs, labels = next(batches)
-            with self._autocast():
-                loss = nn.functional.cross_entropy(forward(inputs), labels)
+            if fault is not None and fault[1] == step and (
+                    fault[0] == "oom-always" or (fault[0] == "oom" and parts == 1)):
+                raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {FAULT_ENV})")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss = torch.zeros((), device=self.device)
+            for part_inputs, part_labels in _split_batch(inputs, labels, parts):
+                with self._autocast():
+                    loss = nn.functional.cross_entropy(forward(part_inputs), part_labels)
+                if parts > 1:  # the whole batch's mean, as one step without accumulation
+                    loss = loss * (len(part_labels) / len(labels))
+                if fault is not None and fault == ("nan", step):
+                    loss = loss * math.nan
+                loss.backward()
+                step_loss += loss.detach()
             optimizer.step()
             scheduler.step()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at step {step} (lr={plan.lr:.2g} is likely too "
-                    "high for this strategy)"
-                )
+            bad_step = torch.where((bad_step == 0) & ~torch.isfinite(step_loss), step, bad_step)
             if step in checkpoints:
+                if int(bad_step):  # the one host sync, at a checkpoint
+                    result.state = "pruned"
+                    result.error = (f"loss became NaN or infinite at step {int(bad_step)} "
+                                    f"(lr={plan.lr:.2g} is likely too high for this strategy)")
+                    return
                 accuracy = self.evaluate(model, result.cached_depth, val_acts)
                 index = checkpoints.index(step)
                 result.history.append((step, accuracy))
@@ -423,6 +483,39 @@ class Trainer:
                 log.info("activation cache: %s has no verified layer split; partial freezes "
                          "reuse cached inputs only", self.base.name)
         return self._stages_ok
+
+
+def _split_batch(inputs: Tree, labels: torch.Tensor,
+                 parts: int) -> Iterator[tuple[Tree, torch.Tensor]]:
+    """A batch as ``parts`` consecutive micro-batches (gradient accumulation)."""
+    if parts == 1:
+        yield inputs, labels
+        return
+    size = math.ceil(len(labels) / parts)
+    for lo in range(0, len(labels), size):
+        part = slice(lo, lo + size)
+        yield tree_map(lambda t, p=part: t[p], inputs), labels[part]
+
+
+def _injected_fault() -> tuple[str, int] | None:
+    """``$AUTOTL_INJECT_FAULT`` as (kind, step); see :data:`FAULT_ENV`."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return None
+    kind, _, step = spec.partition("@")
+    if kind not in ("oom", "oom-always", "nan") or not step.isdigit():
+        raise ValueError(f"{FAULT_ENV}={spec!r}: expected oom@STEP, oom-always@STEP or "
+                         "nan@STEP")
+    return kind, int(step)
+
+
+def _release_device_memory() -> None:
+    """What a failed attempt held goes back to the device before the next one."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def warmup_fraction(steps: int) -> float:

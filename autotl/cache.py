@@ -11,11 +11,13 @@ least-recently-used eviction. Depth 0 holds the preprocessed inputs themselves.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 import warnings
 from collections import OrderedDict
@@ -150,9 +152,9 @@ class ActivationCache:
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{key}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        # unique per writer (process or thread); dot-names are never taken for entries
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory))
+        tmp.chmod(0o755)  # as a plain mkdir would: a cache directory may be shared
         structure = _save_tree(tmp, tree)
         # the bound is on what lands on disk, .npy headers included, not on tree_bytes
         size = sum(f.stat().st_size for f in tmp.glob("*.npy"))
@@ -163,7 +165,14 @@ class ActivationCache:
         self._evict(room_for=size)
         meta = {"structure": structure, "bytes": size, "compute_seconds": seconds}
         (tmp / "meta.json").write_text(json.dumps(meta))
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            # Another process stored the same key between our check and the rename (the
+            # rename onto a non-empty folder fails): its entry holds the same activations.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+                raise
         self._touch(key)
 
     def _evict(self, room_for: int) -> None:

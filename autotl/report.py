@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from autotl.errors import AutoTLError
 from autotl.recommendation import Recommendation
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,16 @@ def write_outputs(recommendation: Recommendation, study: Any, out: Path) -> None
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:  # a full disk: the previous file stays whole, the study is intact
+        tmp.unlink(missing_ok=True)
+        raise AutoTLError(
+            f"could not write {path}: {exc.strerror or exc}. The study's trials are safe in "
+            "its storage; free some space (or pick another --out) and write the outputs again "
+            "with `autotl report`."
+        ) from exc
 
 
 def trial_rows(study: Any) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,17 +25,39 @@ MANIFEST = "model.json"
 
 
 def save_model(folder: Path, state: dict[str, torch.Tensor], manifest: dict[str, Any]) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into ``folder`` atomically."""
+    """Write ``model.safetensors`` and ``model.json`` as one unit.
+
+    Both go into a new hidden folder beside ``folder``; then ``folder``, a symbolic link, is
+    switched to it by one rename. A reader (or another process saving at the same moment)
+    sees the old model or the new one, never the weights of one with the manifest of the
+    other, and a failed write (a full disk) leaves the previous model in place.
+    """
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-        tmp_path = Path(tmp)
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / WEIGHTS))
-        (tmp_path / MANIFEST).write_text(json.dumps({"format": FORMAT, **manifest}, indent=2))
-        for name in (WEIGHTS, MANIFEST):
-            (tmp_path / name).chmod(0o644)
-            os.replace(tmp_path / name, folder / name)
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    version = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=parent))
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(version / WEIGHTS))
+        (version / MANIFEST).write_text(json.dumps({"format": FORMAT, **manifest}, indent=2))
+        for path in (version / WEIGHTS, version / MANIFEST):
+            path.chmod(0o644)
+        version.chmod(0o755)
+    except OSError as exc:
+        shutil.rmtree(version, ignore_errors=True)
+        raise AutoTLError(
+            f"could not write the model to {folder}: {exc.strerror or exc}. The study's trials "
+            "are safe in its storage; free some space (or pick another --out) and write the "
+            "outputs again with `autotl report`."
+        ) from exc
+    previous = os.readlink(folder) if folder.is_symlink() else None
+    link = parent / f"{version.name}.link"
+    os.symlink(version.name, link)  # relative: the run folder can be moved or copied
+    if folder.is_dir() and not folder.is_symlink():  # a plain folder, from an older autotl
+        shutil.rmtree(folder)
+    os.replace(link, folder)
+    if previous and previous != version.name and "/" not in previous:
+        shutil.rmtree(parent / previous, ignore_errors=True)
     return folder
 
 
@@ -80,6 +103,7 @@ def load_model(path: str | os.PathLike[str], plugins: Any = None) -> LoadedModel
     if not (folder / MANIFEST).is_file():
         raise AutoTLError(f"no saved model in {str(path)!r}: expected {MANIFEST} and {WEIGHTS} "
                           "(a search's --out folder or its best_model/ subfolder).")
+    folder = folder.resolve()  # one version: a save meanwhile switches the link, not files
     manifest = json.loads((folder / MANIFEST).read_text())
     plugins = plugins or load_plugins()
     backbone = plugins.backbones.get(manifest["backbone"]).build(manifest["pretrained"])

@@ -7,8 +7,12 @@ the one way such a URL reaches a log line, a report, ``recommendation.json`` or 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -24,7 +28,9 @@ GRACE_SECONDS = 120
 # A killed trial is queued again up to this many times (each re-run can be killed too).
 MAX_RETRY = 3
 CONNECT_TIMEOUT_SECONDS = 10
+HEARTBEAT_ATTR = "autotl:heartbeat"
 MASK = "***"
+JOURNAL_SCHEME = "journal"
 _SECRET_KEYS = {"password", "pass", "passwd", "pwd", "secret", "token", "sslpassword"}
 
 
@@ -56,6 +62,8 @@ def mask_url(url: str | None) -> str:
 def storage_host(url: str) -> str:
     """The host a storage URL points at, for error messages: a server name, a Unix socket
     folder, or the file of an SQLite/journal storage."""
+    if journal_path(url) is not None:
+        return str(journal_path(url))
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
         return parts.path.removeprefix("/") or "(memory)"
@@ -78,14 +86,35 @@ def engine_url(url: str) -> str:
     return url
 
 
+def journal_url(path: str | Path) -> str:
+    """The storage URL of a journal file: ``journal:///abs/path.journal``."""
+    return f"{JOURNAL_SCHEME}://{Path(path).resolve()}"
+
+
+def journal_path(url: str) -> Path | None:
+    """The file behind a journal URL (``journal:///…`` or a bare ``….journal`` path), else
+    None."""
+    if url.startswith(f"{JOURNAL_SCHEME}://"):
+        return Path(url.removeprefix(f"{JOURNAL_SCHEME}://"))
+    if "://" not in url and url.endswith(".journal"):
+        return Path(url)
+    return None
+
+
 def open_storage(url: str, *, heartbeat_seconds: int = HEARTBEAT_SECONDS,
                  grace_seconds: int = GRACE_SECONDS) -> Any:
-    """The study's database with Optuna's heartbeat, so a trial left RUNNING by a dead process
-    is failed and queued again instead of haunting the study. An unreachable database raises
-    :class:`StorageError` naming the host (never the password)."""
+    """The study's storage with a heartbeat, so a trial left RUNNING by a dead process is
+    failed and queued again instead of haunting the study: Optuna's RDB storage for
+    ``sqlite://``/``postgresql://``/``mysql://`` URLs, its journal file storage for
+    ``journal:///path`` (safe for several processes on one host or a shared file system). An
+    unreachable database raises :class:`StorageError` naming the host (never the password)."""
     import warnings
 
     import optuna
+
+    path = journal_path(url)
+    if path is not None:
+        return _open_journal(path, heartbeat_seconds, grace_seconds)
 
     target = engine_url(url)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
@@ -127,3 +156,53 @@ def requeue_stale_trial(study: Any, trial: Any) -> None:
     log.warning("trial %d stopped without a result (its process was killed or crashed); "
                 "marked failed and queued again", trial.number)
     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
+
+
+def _open_journal(path: Path, heartbeat_seconds: int, grace_seconds: int) -> Any:
+    from optuna.storages.journal import JournalFileBackend
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path))
+    except OSError as exc:
+        raise StorageError(f"cannot open the study journal {path}: {exc.strerror or exc}; "
+                           "pass a writable file or folder (--out or --storage).") from None
+    return _heartbeat_journal()(backend, heartbeat_seconds=heartbeat_seconds,
+                                grace_seconds=grace_seconds)
+
+
+@functools.cache
+def _heartbeat_journal() -> type:
+    """Optuna's JournalStorage with the heartbeat its RDB storage has (the journal has none):
+    a running trial's heartbeat is a system attribute with the writer's clock, so the
+    processes sharing a journal must share a clock (one host, or hosts kept in time)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+        def __init__(self, backend: Any, *, heartbeat_seconds: int,
+                     grace_seconds: int) -> None:
+            super().__init__(backend)
+            self.heartbeat_interval = heartbeat_seconds
+            self.grace_period = grace_seconds
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            try:
+                self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another process took it for dead meanwhile; its result is refused
+
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            now = time.time()
+            return [t._trial_id for t in self.get_all_trials(
+                        study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                    if now - t.system_attrs.get(HEARTBEAT_ATTR, now) > self.grace_period]
+
+        def get_heartbeat_interval(self) -> int | None:
+            return self.heartbeat_interval
+
+        def get_heartbeat_stale_trial_callback(self) -> Callable[[Any, Any], None] | None:
+            return requeue_stale_trial
+
+    return HeartbeatJournalStorage

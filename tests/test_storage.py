@@ -114,3 +114,24 @@ def test_search_on_postgresql_never_writes_the_password(
     assert not (out / "study.db").exists()
     study = optuna.load_study(study_name=rec.study, storage=open_storage(url))
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+
+
+def test_journal_storage_fails_and_requeues_a_silent_trial(tmp_path: Path) -> None:
+    from autotl.storage import journal_url
+
+    url = journal_url(tmp_path / "study.journal")
+    assert storage_host(url) == str(tmp_path / "study.journal")
+    storage = open_storage(url, heartbeat_seconds=1, grace_seconds=2)
+    study = optuna.create_study(storage=storage, study_name="s")
+    with pytest.warns(UserWarning, match="Heartbeat"):
+        orphan = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    storage.record_heartbeat(orphan._trial_id)  # then its process dies
+    alive = open_storage(url, heartbeat_seconds=1, grace_seconds=2)  # another process
+    time.sleep(2.5)
+    ran = []
+    optuna.load_study(study_name="s", storage=alive).optimize(
+        lambda t: ran.append(t.suggest_float("x", 0, 1)) or 0.0, n_trials=1)
+    trials = optuna.load_study(study_name="s", storage=alive).trials
+    assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    assert trials[-1].system_attrs["failed_trial"] == orphan.number
+    assert ran == [orphan.params["x"]]  # the requeued config ran, not a new one

@@ -351,6 +351,11 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _precision(self) -> str:
+        """How the frozen layers compute (part of a cache key: bf16 activations from a GPU
+        are not those a CPU trial would compute)."""
+        return "bf16-autocast" if self.device.type == "cuda" else "fp32"
+
     # -- activation cache ----------------------------------------------------------------------
 
     def _cacheable(self) -> bool:
@@ -395,6 +400,7 @@ class Trainer:
             weights=self.base.weights_id, weights_digest=self._digest_weights(), depth=depth,
             data=self.split_keys[split],
             preprocessing=self.base.preprocessing.fingerprint(), format=CACHE_FORMAT,
+            precision=self._precision(),
         )
         what = f"{split} inputs" if depth == 0 else f"{split} activations at depth {depth}"
         return self.cache.fetch(key, lambda budget: self._compute(split, depth, budget), what)
@@ -440,8 +446,9 @@ class Trainer:
 
     @torch.no_grad()
     def _prefix(self, batch: Tree, depth: int) -> Tree:
-        """The frozen part, in eval mode, full precision and the trials' memory layout (a
-        channels-last convolution rounds differently), moved back to the CPU."""
+        """The frozen part, in eval mode, the trials' precision (bf16 autocast on CUDA, as an
+        uncached trial's forward pass; stored as fp32, which holds bf16 values exactly) and
+        memory layout (a channels-last convolution rounds differently), moved to the CPU."""
         module = self.base.module
 
         def move(t: torch.Tensor) -> torch.Tensor:  # as _to_device, without trimming padding
@@ -451,14 +458,15 @@ class Trainer:
             return t
 
         inputs = tree_map(move, batch)
-        if depth >= self.base.n_groups:
-            out = module(**inputs) if isinstance(inputs, dict) else module(inputs)
-        else:
-            stages = self.base.stages()
-            assert stages is not None
-            out = inputs
-            for stage in stages[:depth]:
-                out = stage(out)
+        with self._autocast():
+            if depth >= self.base.n_groups:
+                out = module(**inputs) if isinstance(inputs, dict) else module(inputs)
+            else:
+                stages = self.base.stages()
+                assert stages is not None
+                out = inputs
+                for stage in stages[:depth]:
+                    out = stage(out)
         return tree_map(lambda t: t.float().cpu() if t.is_floating_point() else t.cpu(), out)
 
     def _stages_verified(self) -> bool:

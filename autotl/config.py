@@ -84,6 +84,13 @@ class SearchConfig:
         "`autotl worker` processes join",
         default=None,
     )
+    workers: int = _help(
+        "processes on this machine that run the study's trials, each an `autotl worker` "
+        "(one GPU each, round robin; on CPU the cores are split among them); without "
+        "--storage they share a journal file in --out. 0: only create the study, for "
+        "workers started elsewhere",
+        default=1,
+    )
     heartbeat_seconds: int = _help(
         "how often a running trial tells the storage it is alive", default=30)
     grace_seconds: int = _help(
@@ -186,6 +193,7 @@ class SearchConfig:
             (self.grace_seconds > self.heartbeat_seconds,
              f"grace_seconds must exceed heartbeat_seconds ({self.heartbeat_seconds}), or a "
              f"live trial is taken as dead; but got grace_seconds={self.grace_seconds}."),
+            (self.workers >= 0, f"workers must be >= 0, but got workers={self.workers}."),
             (self.seeds >= 1, f"seeds must be at least 1, but got seeds={self.seeds}."),
             (self.prior_top >= 0, f"prior_top must be >= 0, but got {self.prior_top}."),
             (self.heads is None or len(self.heads) > 0,
@@ -194,6 +202,11 @@ class SearchConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        if self.sizes is not None and self.workers != 1:
+            raise ConfigError(
+                f"--sizes runs its studies one after another in this process, so --workers "
+                f"{self.workers} does not apply to it; run one `autotl search --n-per-class K "
+                f"--workers {self.workers}` per size instead (each its own study).")
         if self.sizes is not None:
             from autotl.size_map import parse_sizes
 

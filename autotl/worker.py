@@ -206,7 +206,8 @@ def work(session: Any) -> int:
 
 def worker_environments(n: int, device: str) -> list[dict[str, str]]:
     """Each local worker's environment: one visible GPU each (round robin over those this
-    process sees), or on CPU an equal share of the cores as torch threads."""
+    process sees), or on CPU an equal share of the cores as torch threads (unless
+    ``OMP_NUM_THREADS`` is set: then that, for each)."""
     env = dict(os.environ)
     gpus: list[str] = []
     if device in ("auto", "cuda"):
@@ -222,7 +223,7 @@ def worker_environments(n: int, device: str) -> list[dict[str, str]]:
         own = dict(env)
         if gpus:
             own["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-        else:
+        elif "OMP_NUM_THREADS" not in env:
             own["OMP_NUM_THREADS"] = str(threads)
         envs.append(own)
     return envs

@@ -30,10 +30,10 @@ import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def postgres_cluster():  # noqa: ANN201
-    """A throwaway PostgreSQL cluster for the session (see tests/postgres_cluster.py). Without
+    """A throwaway PostgreSQL cluster for the session (autotl.testing.postgres). Without
     PostgreSQL the tests that use it are skipped, except in CI (CI=true), where they fail: a
     green CI must have run them."""
-    from postgres_cluster import Cluster, ClusterUnavailable
+    from autotl.testing.postgres import Cluster, ClusterUnavailable
 
     try:
         import psycopg  # noqa: F401

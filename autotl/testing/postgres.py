@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster for the tests marked ``postgres``.
+"""A throwaway PostgreSQL cluster: for the tests marked ``postgres`` and for
+``benchmarks/workers.py``, or for a plugin author's own tests of many workers.
 
 Debian's ``postgresql`` package (``make test`` installs it) puts ``initdb`` and ``pg_ctl`` in
 ``/usr/lib/postgresql/<version>/bin``. The cluster lives in a temporary folder, listens on a

@@ -139,6 +139,16 @@ class Backbone:
             return None
         return stages
 
+    def weights_digest(self) -> str:
+        """A digest of the weights themselves, independent of device and memory layout.
+        ``weights_id`` alone does not identify them: a random initialisation differs per
+        process, and a plugin update or a local folder saved again keeps its name."""
+        digest = hashlib.sha256()
+        for name, tensor in self.module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+        return digest.hexdigest()[:16]
+
     def copy(self) -> Backbone:
         """A copy with its own weights: each trial starts from the pretrained state without
         reading the weights from disk again."""
@@ -389,3 +399,16 @@ def _encoder_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         raise WeightsError(msg)
     prefix, layers = max(lists, key=lambda item: len(item[1]))
     return [(f"{prefix}.{i}", layer) for i, layer in enumerate(layers)]
+
+
+RANDOM_INIT_SEED = 0
+
+
+def build_backbone(spec: Any, pretrained: bool) -> Backbone:
+    """``spec.build(pretrained)``; a random initialisation is seeded (and leaves the global RNG
+    as it was), so a model trained from random init reloads onto the same weights."""
+    if pretrained:
+        return spec.build(True)
+    with torch.random.fork_rng():
+        torch.manual_seed(RANDOM_INIT_SEED)
+        return spec.build(False)

@@ -149,14 +149,25 @@ def _first_line(exc: BaseException) -> str:
 
 
 def requeue_stale_trial(study: Any, trial: Any) -> None:
-    """Heartbeat callback: a trial whose process went silent is failed (by Optuna) and its
-    config queued again, up to :data:`MAX_RETRY` times per original trial."""
+    """Heartbeat callback: queue a dead process's trial again, marked ``retried``, up to
+    :data:`MAX_RETRY` times per config (a retry can be killed too). (Optuna's
+    RetryHeartbeatStaleTrialCallback does the same but keeps the user attributes as they
+    were, and a running trial cannot read the system attributes where it notes the retry.)"""
     import optuna
 
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRY:
+        log.warning("trial %d stopped without a result again; not retried (%d tries)",
+                    trial.number, len(history))
+        return
     log.warning("trial %d stopped without a result (its process was killed or crashed); "
                 "marked failed and queued again", trial.number)
-    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, trial)
-
+    study.add_trial(optuna.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=trial.params,
+        distributions=trial.distributions,
+        user_attrs={**trial.user_attrs, "origin": "retried", "retry_of": trial.number},
+        system_attrs={**trial.system_attrs, "failed_trial": history[0],
+                      "retry_history": history}))
 
 def _open_journal(path: Path, heartbeat_seconds: int, grace_seconds: int) -> Any:
     from optuna.storages.journal import JournalFileBackend

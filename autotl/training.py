@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import logging
 import math
 import os
@@ -86,7 +85,9 @@ class TrialResult:
     cached_depth: int | None = None
     accumulation_steps: int = 1
     error: str | None = None
-    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    eval_seconds: float = 0.0  # validation passes, kept apart from train_seconds
+    val_correct: str | None = None  # per validation row at the end: '1' right, '0' wrong
+    trained: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # final tensors
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,6 +119,7 @@ class Trainer:
         train: Any,
         val: Any,
         *,
+        test: Any = None,
         num_classes: int,
         config: SearchConfig,
         strategies: dict[str, StrategySpec],
@@ -132,6 +134,7 @@ class Trainer:
             self.base.module.to(memory_format=torch.channels_last)
         self.train_split = train
         self.val_split = val
+        self.splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
         self.num_classes = num_classes
         self.config = config
         self.strategies = strategies
@@ -139,8 +142,8 @@ class Trainer:
         self.split_keys = split_keys
         self.cache = cache
         self.device = device
-        self.labels = {"train": torch.from_numpy(label_array(train)).long(),
-                       "val": torch.from_numpy(label_array(val)).long()}
+        self.labels = {name: torch.from_numpy(label_array(split)).long()
+                       for name, split in self.splits.items()}
         self.steps = steps_budget(len(train), config.batch_size, config.epochs,
                                   config.min_steps, config.max_steps)
         self._stages_ok: bool | None = None
@@ -187,14 +190,7 @@ class Trainer:
              accumulation: int) -> TrialResult:
         wall_start = time.perf_counter()
         torch.manual_seed(seed)
-        strategy = self.strategies[plan.strategy]
-        head_spec = self.heads[plan.head]
-        backbone = self.base.copy()
-        head = head_spec.build(backbone.feature_dim, self.num_classes, plan.head_params)
-        model = TransferModel(backbone, head)
-        strategy.apply(model, plan.strategy_params)
-        depth = min(max(int(strategy.frozen_depth(plan.strategy_params, self.base)), 0),
-                    self.base.n_groups)
+        model, depth = self.build_model(plan)
         counts = model.count_parameters()
         result = TrialResult(plan=plan, frozen_depth=depth, steps=self.steps,
                              trainable_params=counts["trainable"], total_params=counts["total"],
@@ -214,7 +210,8 @@ class Trainer:
         loop_start = time.perf_counter()
         self._train(model, plan, result, forward, seed,
                     train_acts if cached else None, val_acts if cached else None, should_stop)
-        result.train_seconds = time.perf_counter() - loop_start + activation_seconds
+        result.train_seconds = (time.perf_counter() - loop_start - result.eval_seconds
+                                + activation_seconds)
         result.wall_seconds = time.perf_counter() - wall_start
         return result
 
@@ -241,7 +238,6 @@ class Trainer:
         # loss every step would make the GPU wait for the host. Checked at each checkpoint.
         bad_step = torch.zeros((), dtype=torch.long, device=self.device)
         model.train()
-        best = -1.0
         for step in range(1, self.steps + 1):
             inputs, labels = next(batches)
             if fault is not None and fault[1] == step and (
@@ -267,24 +263,36 @@ class Trainer:
                     result.error = (f"loss became NaN or infinite at step {int(bad_step)} "
                                     f"(lr={plan.lr:.2g} is likely too high for this strategy)")
                     return
-                accuracy = self.evaluate(model, result.cached_depth, val_acts)
+                # The trial's value is its accuracy at the end of the budget: a maximum over
+                # checkpoints would be one more selection on the validation rows, biased up.
+                eval_start = time.perf_counter()
+                correct = self.outcomes(model, result.cached_depth, val_acts)
+                result.eval_seconds += time.perf_counter() - eval_start
+                accuracy = int(correct.sum()) / len(correct) if len(correct) else 0.0
                 index = checkpoints.index(step)
                 result.history.append((step, accuracy))
-                if accuracy > best:
-                    best = accuracy
-                    result.best_state = _trained_state(model)
-                result.val_accuracy = best
-                if should_stop is not None and index < len(checkpoints) - 1 \
-                        and should_stop(accuracy, index):
+                result.val_accuracy = accuracy
+                if index == len(checkpoints) - 1:
+                    result.val_correct = correct_string(correct)
+                    result.trained = _trained_state(model)
+                elif should_stop is not None and should_stop(accuracy, index):
                     result.state = "pruned"
                     return
                 model.train()
 
+    def evaluate(self, model: TransferModel, depth: int | None, acts: Tree | None,
+                 split: str = "val") -> float:
+        """Accuracy on ``split`` (validation by default)."""
+        correct = self.outcomes(model, depth, acts, split)
+        return int(correct.sum()) / len(correct) if len(correct) else 0.0
+
     @torch.inference_mode()
-    def evaluate(self, model: TransferModel, depth: int | None, val_acts: Tree | None) -> float:
-        """Validation accuracy. Adapters are merged into a copy first, so evaluating a LoRA
-        model costs what the plain model costs (merging in place would perturb the frozen
-        weights by rounding on every unmerge)."""
+    def outcomes(self, model: TransferModel, depth: int | None, acts: Tree | None,
+                 split: str = "val") -> torch.Tensor:
+        """Whether each row of ``split`` is classified right, in the split's row order.
+        Adapters are merged into a copy first, so evaluating a LoRA model costs what the plain
+        model costs (merging in place would perturb the frozen weights by rounding on every
+        unmerge)."""
         if any(_is_adapter(m) for m in model.modules()):
             model = copy.deepcopy(model)
             for module in model.modules():
@@ -292,12 +300,51 @@ class Trainer:
                     module.merge()
         forward = self._forward_fn(model, depth)
         model.eval()
-        correct = 0
-        for inputs, labels in self._eval_batches(val_acts):
+        parts = []
+        for inputs, labels in self._eval_batches(acts, split):
             with self._autocast():
                 logits = forward(inputs)
-            correct += int((logits.argmax(-1) == labels).sum())
-        return correct / len(self.val_split)
+            parts.append((logits.argmax(-1) == labels).cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool)
+
+    def score(self, plan: TrialPlan, trained: dict[str, torch.Tensor],
+              split: str = "test") -> tuple[float, str]:
+        """Accuracy and per-row outcomes on ``split`` of the model ``plan`` trained into
+        ``trained`` (a trial's final tensors), without training anything."""
+        if split not in self.splits:
+            raise ValueError(f"no {split!r} split in this study; it has {list(self.splits)}")
+        model, depth = self.build_model(plan)
+        missing = [k for k in trained if k not in model.state_dict()]
+        if missing:
+            raise ValueError(f"trained tensors {missing[:3]} do not belong to {plan.strategy}")
+        model.load_state_dict(trained, strict=False)
+        acts, used = None, None
+        if self._cacheable():
+            used = depth if not (0 < depth < self.base.n_groups) or self._stages_verified() \
+                else 0
+            fetched = self._fetch(split, used)
+            acts = fetched[0] if fetched is not None else None
+            if acts is None:
+                used = None
+        model.to(self.device)
+        if self.base.is_cnn:
+            model.to(memory_format=torch.channels_last)
+        correct = self.outcomes(model, used, acts, split)
+        accuracy = int(correct.sum()) / len(correct) if len(correct) else 0.0
+        return accuracy, correct_string(correct)
+
+    def build_model(self, plan: TrialPlan) -> tuple[TransferModel, int]:
+        """A fresh copy of the pretrained backbone with ``plan``'s head and strategy applied,
+        and the number of leading layer groups the strategy leaves untouched."""
+        strategy = self.strategies[plan.strategy]
+        backbone = self.base.copy()
+        head = self.heads[plan.head].build(backbone.feature_dim, self.num_classes,
+                                           plan.head_params)
+        model = TransferModel(backbone, head)
+        strategy.apply(model, plan.strategy_params)
+        depth = min(max(int(strategy.frozen_depth(plan.strategy_params, self.base)), 0),
+                    self.base.n_groups)
+        return model, depth
 
     # -- batches -------------------------------------------------------------------------------
 
@@ -332,8 +379,9 @@ class Trainer:
             for idx, batch in zip(chunks, stream, strict=False):
                 yield self._to_device(batch), labels[idx].to(self.device)
 
-    def _eval_batches(self, acts: Tree | None) -> Iterator[tuple[Tree, torch.Tensor]]:
-        labels = self.labels["val"]
+    def _eval_batches(self, acts: Tree | None,
+                      split: str = "val") -> Iterator[tuple[Tree, torch.Tensor]]:
+        labels = self.labels[split]
         size = max(self.config.batch_size, 64)
         if acts is not None:
             for start in range(0, len(labels), size):
@@ -341,7 +389,7 @@ class Trainer:
                 yield (self._to_device(tree_map(lambda t, s=sl: t[s], acts)),
                        labels[sl].to(self.device))
             return
-        stream = _rng_neutral(batches_of_inputs(self.val_split, self.base, batch_size=size,
+        stream = _rng_neutral(batches_of_inputs(self.splits[split], self.base, batch_size=size,
                                                 num_workers=self.config.num_workers))
         for start, batch in zip(range(0, len(labels), size), stream, strict=False):
             yield self._to_device(batch), labels[start:start + size].to(self.device)
@@ -406,20 +454,13 @@ class Trainer:
         return self.cache.fetch(key, lambda budget: self._compute(split, depth, budget), what)
 
     def _digest_weights(self) -> str:
-        """A digest of the backbone's weights, once per trainer. ``weights_id`` alone does not
-        identify them: a random initialisation (``…:random``) differs per process, and a local
-        folder keeps its name when its weights are saved again, so studies sharing the cache
-        directory would otherwise mix activations of different weights."""
+        """The base weights' digest (cache keys), computed once per trainer."""
         if self._weights_digest is None:
-            digest = hashlib.sha256()
-            for name, tensor in self.base.module.state_dict().items():
-                digest.update(name.encode())
-                digest.update(tensor.detach().reshape(-1).cpu().view(torch.uint8).numpy())
-            self._weights_digest = digest.hexdigest()[:16]
+            self._weights_digest = self.base.weights_digest()
         return self._weights_digest
 
     def _compute(self, split: str, depth: int, budget: int) -> tuple[Tree, float] | None:
-        data = self.train_split if split == "train" else self.val_split
+        data = self.splits[split]
         if depth == 0:
             if input_bytes_estimate(data, self.base) > budget:
                 return None
@@ -524,6 +565,11 @@ def _release_device_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def correct_string(correct: torch.Tensor) -> str:
+    """Per-row outcomes as a compact string ('1' right, '0' wrong), storable on a trial."""
+    return "".join("1" if c else "0" for c in correct.tolist())
 
 
 def warmup_fraction(steps: int) -> float:

@@ -176,14 +176,12 @@ def work(session: Any) -> int:
             f"{run['weights_digest']}); install the same weights (the same plugin and "
             "weights package versions) on every host.")
     inner = session.objective()
-    device = str(session.trainer.device)
     ran = 0
 
     def objective(trial: Any) -> float:
         nonlocal ran
         ran += 1
         trial.set_user_attr("worker", worker_id())
-        trial.set_user_attr("device", device)
         return inner(trial)
 
     def stop_when_done(study: Any, trial: Any) -> None:

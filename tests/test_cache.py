@@ -101,11 +101,11 @@ def _assert_same_training(a: TrialResult, b: TrialResult) -> None:
     assert [step for step, _ in a.history] == [step for step, _ in b.history]
     assert [acc for _, acc in a.history] == pytest.approx([acc for _, acc in b.history],
                                                           abs=1e-9)
-    assert a.best_state is not None and b.best_state is not None
-    assert set(a.best_state) == set(b.best_state)
-    assert any(name.startswith("head.") for name in a.best_state)
-    for name, tensor in a.best_state.items():
-        torch.testing.assert_close(tensor, b.best_state[name], atol=1e-4, rtol=0, msg=name)
+    assert a.trained is not None and b.trained is not None
+    assert set(a.trained) == set(b.trained)
+    assert any(name.startswith("head.") for name in a.trained)
+    for name, tensor in a.trained.items():
+        torch.testing.assert_close(tensor, b.trained[name], atol=1e-4, rtol=0, msg=name)
 
 
 # -- exactness -------------------------------------------------------------------------------------
@@ -231,9 +231,13 @@ def test_the_key_changes_with_the_weights(plugins: Plugins, tmp_path: Path) -> N
     keys = _keys(prep, tmp_path, backbone=backbone)
     renamed = _keys(prep, tmp_path, backbone=replace(backbone.copy(), weights_id="other"))
     assert set(renamed.values()).isdisjoint(keys.values())
-    # A random initialisation has the same weights_id in every build, but not the same weights.
+    # Weights saved again under the same weights_id (a local folder, a plugin update): the
+    # same name, other weights, other keys. The same weights rebuilt: the same keys.
     rebuilt = replace(tiny_cnn(), preprocessing=backbone.preprocessing)
     assert rebuilt.weights_id == backbone.weights_id
+    assert _keys(prep, tmp_path, backbone=rebuilt) == keys
+    with torch.no_grad():
+        next(rebuilt.module.parameters()).add_(1e-3)
     other_weights = _keys(prep, tmp_path, backbone=rebuilt)
     assert set(other_weights.values()).isdisjoint(keys.values())
 

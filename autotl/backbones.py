@@ -8,10 +8,11 @@ layer groups, data config and LoRA targets come from one place. This module impo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -288,6 +289,21 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """transformers' "Loading weights" bar would land in load_model's and `autotl predict`'s
+    output; the caller's own setting holds again afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def hf_backbone(
     model_id: str | os.PathLike[str],
     pretrained: bool = True,
@@ -311,7 +327,8 @@ def hf_backbone(
         if config is None:
             config = AutoConfig.from_pretrained(model_id)
         if pretrained:
-            model = AutoModel.from_pretrained(model_id, config=config)
+            with _no_progress_bar():
+                model = AutoModel.from_pretrained(model_id, config=config)
         else:
             model = AutoModel.from_config(config)
         if tokenizer is None:

@@ -97,7 +97,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 def _why(rec: Recommendation) -> list[str]:
     """Plain reasons read off the measurements."""
-    reasons = []
+    reasons = list(rec.notes)
     best = rec.recommended
     if best is None:
         return reasons
@@ -181,17 +181,15 @@ def _short(value: Any) -> str:
 
 
 def _figure_png(draw: Any) -> str:
-    import matplotlib
+    """``draw(ax)`` rendered to a base64 PNG on a bare Figure: no pyplot, so the caller's
+    backend, style and open figures are left as they were (a notebook's among them)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
-    draw(ax)
+    fig = Figure(figsize=(6.4, 3.8), dpi=100)
+    draw(fig.add_subplot())
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -200,6 +198,8 @@ def _plots(rec: Recommendation, rows: list[dict[str, Any]]) -> list[tuple[str, s
     strategies = sorted({r["strategy"] for r in done})
     colors = {s: f"C{i}" for i, s in enumerate(strategies)}
 
+    # Not optuna.visualization.matplotlib.plot_optimization_history: it draws through pyplot
+    # and sets the ggplot style process-wide, and cannot colour points by strategy.
     def history(ax: Any) -> None:
         best, xs, ys = -1.0, [], []
         for r in done:

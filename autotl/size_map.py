@@ -152,6 +152,7 @@ class SizeMap:
     entries: list[SizeEntry] = field(default_factory=list)
     out: str = ""
     budget: str = ""  # the step-budget rule, in words
+    data_fingerprint: str = ""  # of the data before a test fraction was held out
 
     def crossovers(self) -> str:
         """Which strategy wins where, in words."""
@@ -222,7 +223,7 @@ class SizeMap:
             "backbone": self.backbone, "backbone_params": self.backbone_params,
             "strategies": self.strategies, "seeds": self.seeds, "tolerance": self.tolerance,
             "crossovers": self.crossovers(), "noise": self.noise_notes(),
-            "budget": self.budget, "sizes": sizes,
+            "budget": self.budget, "data_fingerprint": self.data_fingerprint, "sizes": sizes,
         }
 
 
@@ -271,7 +272,8 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
                 n_classes=len(session.prep.data.class_names), backbone=session.backbone.name,
                 backbone_params=session.backbone.n_params,
                 strategies=list(session.prep.strategies), seeds=seeds,
-                tolerance=config.tolerance, out=str(out), budget=budget_rule(config))
+                tolerance=config.tolerance, out=str(out), budget=budget_rule(config),
+                data_fingerprint=session.prep.source_fingerprint)
         size_map.entries.append(measure_rung(session, seeds))
         write_size_map(size_map, out)
         if session.interrupted:
@@ -288,11 +290,13 @@ def measure_rung(session: Any, seeds: int) -> SizeEntry:
     import optuna
 
     from autotl.recommendation import candidate_from_trial, select
+    from autotl.study import _quiet_optuna
 
     study = session.study
-    reruns = optuna.create_study(storage=study._storage, direction="maximize",
-                                 study_name=study.study_name + RERUN_STUDY_SUFFIX,
-                                 load_if_exists=True)
+    with _quiet_optuna():
+        reruns = optuna.create_study(storage=study._storage, direction="maximize",
+                                     study_name=study.study_name + RERUN_STUDY_SUFFIX,
+                                     load_if_exists=True)
     done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("seed")): t
             for t in reruns.get_trials(deepcopy=False)
             if t.state == optuna.trial.TrialState.COMPLETE}
@@ -357,14 +361,12 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     """Validation accuracy against examples per class, one line per strategy, error bars."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend stays as it is
 
     if not size_map.entries:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.add_subplot()
     for i, strategy in enumerate(size_map.strategies):
         xs, ys, errs = [], [], []
         for entry in size_map.entries:
@@ -385,7 +387,6 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import sys
 import time
@@ -92,6 +91,20 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C); its
+    log level is the caller's again afterwards."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     from autotl.cache import activation_key
     from autotl.data import hold_out_test, load_data, prepare_splits, select_classes
@@ -119,7 +132,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     if spec.modality != data.modality:
         raise ConfigError(
             f"backbone {spec.name!r} takes {spec.modality} input but {config.data!r} holds "
-            f"{data.modality}; pick a {data.modality} backbone (`autotl list backbones`)."
+            f"{data.modality} data; pick a backbone that takes {data.modality} input "
+            "(`autotl list backbones` shows each one's modality)."
         )
     train, val = prepare_splits(data, n_per_class=config.n_per_class,
                                 val_fraction=config.val_fraction, seed=config.data_seed)
@@ -211,8 +225,6 @@ class Session:
         prep.config = config
         device = resolve_device(config.device)
 
-        # Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C).
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
         # Workers draw their own random start-up configs: seed + index.
         sampler = self.plugins.pm.hook.autotl_create_sampler(
             config=config.replace(seed=config.seed + worker_index) if worker_index else config)
@@ -220,17 +232,18 @@ class Session:
                   else optuna.pruners.NopPruner())
         opened = open_storage(storage, heartbeat_seconds=config.heartbeat_seconds,
                               grace_seconds=config.grace_seconds)
-        if attach:
-            study, created = optuna.load_study(study_name=study_name, storage=opened,
-                                               sampler=sampler, pruner=pruner), False
-        else:
-            try:  # the one process that creates the study records its request
-                study, created = optuna.create_study(
-                    storage=opened, study_name=study_name, direction="maximize",
-                    sampler=sampler, pruner=pruner), True
-            except optuna.exceptions.DuplicatedStudyError:
+        with _quiet_optuna():
+            if attach:
                 study, created = optuna.load_study(study_name=study_name, storage=opened,
                                                    sampler=sampler, pruner=pruner), False
+            else:
+                try:  # the one process that creates the study records its request
+                    study, created = optuna.create_study(
+                        storage=opened, study_name=study_name, direction="maximize",
+                        sampler=sampler, pruner=pruner), True
+                except optuna.exceptions.DuplicatedStudyError:
+                    study, created = optuna.load_study(study_name=study_name, storage=opened,
+                                                       sampler=sampler, pruner=pruner), False
         check_or_record_request(study, config, prep, self.plugins, created=created,
                                 joining=attach)
 
@@ -326,9 +339,10 @@ class Session:
         if run:  # workers elsewhere on this study count towards its target too
             callbacks.append(lambda study, trial: study.stop() if is_done(study, run) else None)
         try:
-            self.study.optimize(objective, n_trials=n_trials, timeout=timeout,
-                                catch=(Exception,), callbacks=callbacks,
-                                gc_after_trial=True)
+            with _quiet_optuna():
+                self.study.optimize(objective, n_trials=n_trials, timeout=timeout,
+                                    catch=(Exception,), callbacks=callbacks,
+                                    gc_after_trial=True)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
@@ -361,7 +375,11 @@ class Session:
         named = recommendation.named_trials()
         complete = {t.number: t for t in self.study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
-        if self.prep.test is not None:
+        if self.interrupted and self.prep.test is not None:
+            # Ctrl-C asks to stop: scoring the test split can wait for the rerun.
+            recommendation.notes.append("Interrupted: the test split was not scored; rerun "
+                                        "the same command (with --trials 1) to score it.")
+        elif self.prep.test is not None:
             scores = stored_test_scores(self.study)
             for number in sorted(set(named) - set(scores)):
                 trial = complete[number]

@@ -362,6 +362,9 @@ class Trainer:
         n = len(labels)
         size = min(self.config.batch_size, n)
         generator = torch.Generator().manual_seed(seed)
+        # The DataLoader's worker seeds follow the trial's seed from a generator of their own:
+        # a draw from ``generator`` would change an uncached trial's later epoch orders.
+        loader_generator = torch.Generator().manual_seed(seed)
         while True:
             order = torch.randperm(n, generator=generator)
             chunks = [order[i:i + size] for i in range(0, n - size + 1, size)]
@@ -373,9 +376,8 @@ class Trainer:
             stream = batches_of_inputs(
                 self.train_split, self.base, batch_size=size, order=torch.cat(chunks),
                 train=True, augment=self.config.augment, num_workers=self.config.num_workers,
+                generator=loader_generator,
             )
-            if not self.config.augment:  # random augmentation must advance the RNG
-                stream = _rng_neutral(stream)
             for idx, batch in zip(chunks, stream, strict=False):
                 yield self._to_device(batch), labels[idx].to(self.device)
 
@@ -389,8 +391,8 @@ class Trainer:
                 yield (self._to_device(tree_map(lambda t, s=sl: t[s], acts)),
                        labels[sl].to(self.device))
             return
-        stream = _rng_neutral(batches_of_inputs(self.splits[split], self.base, batch_size=size,
-                                                num_workers=self.config.num_workers))
+        stream = batches_of_inputs(self.splits[split], self.base, batch_size=size,
+                                   num_workers=self.config.num_workers)
         for start, batch in zip(range(0, len(labels), size), stream, strict=False):
             yield self._to_device(batch), labels[start:start + size].to(self.device)
 
@@ -465,17 +467,16 @@ class Trainer:
             if input_bytes_estimate(data, self.base) > budget:
                 return None
             start = time.perf_counter()
-            batches = list(_rng_neutral(batches_of_inputs(
-                data, self.base, batch_size=256, uniform=True,
-                num_workers=self.config.num_workers)))
+            batches = list(batches_of_inputs(data, self.base, batch_size=256, uniform=True,
+                                             num_workers=self.config.num_workers))
             return tree_cat(batches), time.perf_counter() - start
         inputs = self._fetch(split, 0)
         # An entry's cost includes the inputs it was computed from, hit or miss, so a trial's
         # train_seconds charge it what training from scratch would cost.
         input_seconds = inputs[1] if inputs is not None else 0.0
         start = time.perf_counter()
-        source = [inputs[0]] if inputs is not None else _rng_neutral(batches_of_inputs(
-            data, self.base, batch_size=256, uniform=True, num_workers=self.config.num_workers))
+        source = [inputs[0]] if inputs is not None else batches_of_inputs(
+            data, self.base, batch_size=256, uniform=True, num_workers=self.config.num_workers)
         outputs: list[Tree] = []
         for chunk in source:
             for lo in range(0, tree_len(chunk), 256):
@@ -518,7 +519,7 @@ class Trainer:
             self._stages_ok = False
             if stages is not None:
                 sample = self.val_split.select(range(min(4, len(self.val_split))))
-                batch = next(_rng_neutral(batches_of_inputs(sample, self.base, batch_size=4)))
+                batch = next(batches_of_inputs(sample, self.base, batch_size=4))
                 with torch.no_grad():
                     inputs = tree_map(lambda t: t.to(self.device), batch)
                     whole = (self.base.module(**inputs) if isinstance(inputs, dict)
@@ -576,26 +577,6 @@ def warmup_fraction(steps: int) -> float:
     """The one-cycle schedule's warm-up share: 10 %, except where that is exactly one step
     (10 steps), on which torch's OneCycleLR divides by zero."""
     return 0.15 if math.isclose(0.1 * steps, 1.0) else 0.1
-
-
-def _rng_neutral(stream: Iterator[Tree]) -> Iterator[Tree]:
-    """``stream``, leaving torch's global RNG as each batch found it.
-
-    A DataLoader draws its base seed from the global RNG whenever it is iterated. Left alone,
-    that draw shifts the dropout masks of everything after it, so the same trial would train
-    differently with the cache off (inputs streamed), cold (computed) or warm (read). Only for
-    streams without random augmentation, whose draws must advance the RNG.
-    """
-    iterator = iter(stream)
-    while True:
-        state = torch.get_rng_state()
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        finally:
-            torch.set_rng_state(state)
-        yield batch
 
 
 def _is_adapter(module: nn.Module) -> bool:

@@ -50,17 +50,19 @@ def open_study_request(storage: str, study_name: str) -> dict[str, Any]:
     import optuna
 
     from autotl.storage import open_storage
+    from autotl.study import _quiet_optuna
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     opened = open_storage(storage)
-    names = optuna.study.get_all_study_names(opened)
+    with _quiet_optuna():
+        names = optuna.study.get_all_study_names(opened)
     if study_name not in names:
         shown = ", ".join(sorted(names)[:10]) or "none"
         raise ConfigError(
             f"no study {study_name!r} in {mask_url(storage)} (studies there: {shown}). Create "
             f"it first with `autotl search DATA --storage URL --study {study_name} "
             "--workers 0` (or any `autotl search` with that storage and study name).")
-    study = optuna.load_study(study_name=study_name, storage=opened)
+    with _quiet_optuna():
+        study = optuna.load_study(study_name=study_name, storage=opened)
     request = study.user_attrs.get("request")
     if not request:
         raise ConfigError(

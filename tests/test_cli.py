@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -83,6 +84,20 @@ def test_errors_are_one_line_without_traceback() -> None:
     assert missing.returncode == 2 and "/no/such/folder" in missing.stderr
 
 
+@pytest.mark.parametrize("kind", ["backbone", "head", "strategy", "dataset"])
+def test_the_command_an_unknown_name_suggests_works(kind: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from autotl.errors import UnknownComponentError
+    from autotl.plugins import load_plugins
+
+    with pytest.raises(UnknownComponentError) as info:
+        load_plugins().registry(kind).get("zz:nothing-like-it")
+    suggested = re.search(r"`autotl (list [a-z]+)`", str(info.value))
+    assert suggested, str(info.value)
+    assert main(suggested.group(1).split()) == 0
+    assert capsys.readouterr().out
+
+
 def test_search_without_data_explains(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search"]) == 2
     assert "no data given" in capsys.readouterr().err
@@ -113,3 +128,18 @@ def test_bad_toml_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str
     config.write_text('data = "digits"\ntrails = 3\n')
     assert main(["search", "--config", str(config)]) == 2
     assert "'trails' (did you mean 'trials'?)" in capsys.readouterr().err
+
+
+def test_a_rerun_with_other_strategies_exits_non_zero_naming_the_study(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["search", "digits", "--trials", "1", "--out", str(out), "--prior", "none", *TINY]
+    assert main(args) == 0
+    capsys.readouterr()
+    changed = [a if a != "head-only,full" else "head-only" for a in args]
+    assert main(changed) == 2
+    err = capsys.readouterr().err
+    assert "study 'digits-6pc-timm-test_efficientnet'" in err and "strategies" in err
+    assert "another --study name" in err
+    with open(out / "trials.csv") as f:
+        assert len(f.readlines()) == 2  # the header and the first run's one trial

@@ -12,7 +12,15 @@ import tiny_components
 
 from autotl.errors import ConfigError
 from autotl.plugins import load_plugins
-from autotl.size_map import RERUN_STUDY_SUFFIX, parse_sizes, search_sizes
+from autotl.size_map import (
+    RERUN_STUDY_SUFFIX,
+    Measured,
+    SizeEntry,
+    SizeMap,
+    parse_sizes,
+    search_sizes,
+    size_map_figure,
+)
 from autotl.study import search
 
 STRATEGIES = ["full", "head-only", "subset"]
@@ -38,6 +46,20 @@ def test_parse_sizes() -> None:
         parse_sizes("5,lots")
     with pytest.raises(ConfigError, match="at least 1"):
         parse_sizes("0,5")
+
+
+def test_the_size_map_figure_leaves_the_users_plot_backend(user_globals: dict) -> None:
+    import matplotlib
+
+    entry = SizeEntry(n_per_class=4, n_train=8, n_val=4, study="s", out="o", n_groups=2,
+                      measured=[Measured(strategy="full", params={}, search_accuracy=0.5,
+                                         accuracies=[0.5, 0.75], train_seconds=1.0,
+                                         trainable_params=10, trial=0)])
+    size_map = SizeMap(dataset="d", modality="image", n_classes=2, backbone="b",
+                       backbone_params=10, strategies=["full"], seeds=2, tolerance=0.01,
+                       entries=[entry])
+    assert size_map_figure(size_map)[:4] == b"\x89PNG"
+    assert matplotlib.get_backend() == user_globals["backend"]
 
 
 def test_size_map_measures_every_strategy_at_every_size(tmp_path: Path) -> None:

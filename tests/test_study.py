@@ -88,6 +88,17 @@ def _assert_one_standard_error_rule(study, chosen, n_val, tolerance) -> None:  #
     assert not any(within(t) for t in cheaper)
 
 
+def test_a_search_leaves_the_users_plot_backend_and_optuna_log_level(  # noqa: ANN001
+        plugins, tmp_path: Path, user_globals: dict) -> None:
+    import matplotlib
+
+    out = tmp_path / "run"
+    _search(plugins, out, trials=2, strategies=["head-only", "full"])
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert matplotlib.get_backend() == user_globals["backend"]
+    assert optuna.logging.get_verbosity() == user_globals["optuna_verbosity"]
+
+
 def test_best_model_reloads_and_predicts(plugins, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     rec = _search(plugins, out, trials=4)
@@ -244,7 +255,7 @@ def test_bad_names_fail_before_any_model_is_built(plugins, tmp_path: Path) -> No
         _search(plugins, tmp_path / "run", strategies=["head_only"])
     with pytest.raises(UnknownComponentError, match="unknown backbone"):
         _search(plugins, tmp_path / "run", backbone="test:cnnn")
-    with pytest.raises(ConfigError, match="takes text input"):
+    with pytest.raises(ConfigError, match="takes text input but .* holds image data; pick a backbone that takes image input"):
         _search(plugins, tmp_path / "run", backbone="test:bert")
     assert built == []
 

@@ -28,6 +28,9 @@ GRACE_SECONDS = 120
 # A killed trial is queued again up to this many times (each re-run can be killed too).
 MAX_RETRY = 3
 CONNECT_TIMEOUT_SECONDS = 10
+# Lost mid-study, the database is retried this many times in a row, waiting 10 s, 20 s, 30 s.
+STORAGE_RETRIES = 3
+STORAGE_RETRY_SECONDS = 10.0
 HEARTBEAT_ATTR = "autotl:heartbeat"
 MASK = "***"
 JOURNAL_SCHEME = "journal"
@@ -132,7 +135,7 @@ def open_storage(url: str, *, heartbeat_seconds: int = HEARTBEAT_SECONDS,
             f"installed; install it (for PostgreSQL: pip install 'psycopg[binary]')."
         ) from None
     except Exception as exc:  # sqlalchemy's errors; their text may quote the URL: mask it
-        reason = _first_line(exc).replace(url, mask_url(url)).replace(target, mask_url(target))
+        reason = describe_error(exc).replace(url, mask_url(url)).replace(target, mask_url(target))
         raise StorageError(
             f"cannot open the study database on {storage_host(url)} ({mask_url(url)}): "
             f"{reason}. Check that the server is running and reachable from this host and "
@@ -141,7 +144,26 @@ def open_storage(url: str, *, heartbeat_seconds: int = HEARTBEAT_SECONDS,
         ) from None
 
 
-def _first_line(exc: BaseException) -> str:
+def is_connection_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database going away (not a bug, not a bad request), also where
+    another exception was raised while handling it (Optuna's trial bookkeeping asserts when
+    it cannot record a trial's end)."""
+    try:
+        from sqlalchemy import exc as sa
+    except ImportError:  # pragma: no cover
+        return False
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (sa.OperationalError, sa.InterfaceError)) or (
+                isinstance(current, sa.DBAPIError) and current.connection_invalidated):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def describe_error(exc: BaseException) -> str:
     """An exception's own message without SQLAlchemy's "(Background on this error …)"."""
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()

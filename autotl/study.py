@@ -18,10 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from autotl.config import SearchConfig
-from autotl.errors import ConfigError
+from autotl.errors import ConfigError, StorageError
 from autotl.plugins import Plugins, load_plugins
 from autotl.registry import BackboneSpec, HeadSpec, StrategySpec
-from autotl.storage import mask_url, open_storage
+from autotl.storage import (
+    STORAGE_RETRIES,
+    STORAGE_RETRY_SECONDS,
+    describe_error,
+    is_connection_error,
+    mask_url,
+    open_storage,
+    storage_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -338,15 +346,53 @@ class Session:
         run = self.study.user_attrs.get(RUN_ATTR)
         if run:  # workers elsewhere on this study count towards its target too
             callbacks.append(lambda study, trial: study.stop() if is_done(study, run) else None)
+        finished_here, failures, start = 0, 0, time.monotonic()
+
+        def count(study: Any, trial: Any) -> None:
+            nonlocal finished_here, failures
+            finished_here += 1
+            failures = 0  # the database answered: retries count again from zero
+
+        callbacks.append(count)
         try:
-            with _quiet_optuna():
-                self.study.optimize(objective, n_trials=n_trials, timeout=timeout,
-                                    catch=(Exception,), callbacks=callbacks,
-                                    gc_after_trial=True)
+            while True:
+                try:
+                    with _quiet_optuna():
+                        self.study.optimize(
+                            objective, timeout=None if timeout is None
+                            else max(1e-3, timeout - (time.monotonic() - start)),
+                            n_trials=None if n_trials is None
+                            else max(0, n_trials - finished_here),
+                            catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+                    return
+                except Exception as exc:  # the database went away mid-study
+                    if not is_connection_error(exc):
+                        raise
+                    failures += 1
+                    self._lost_storage(exc, failures)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
             bar.close()
+
+    def _lost_storage(self, exc: Exception, failures: int) -> None:
+        """Wait and carry on after losing the database, up to STORAGE_RETRIES times in a row;
+        then stop cleanly. Completed trials are already stored; the one in flight stays
+        RUNNING until the heartbeat fails it and queues it again."""
+        where = f"{storage_host(self.config.storage)} ({mask_url(self.config.storage)})"
+        while not _is_storage_failure(exc) and (exc.__cause__ or exc.__context__):
+            exc = exc.__cause__ or exc.__context__  # the lost connection, not what it broke
+        reason = describe_error(exc).replace(str(self.config.storage), mask_url(
+            self.config.storage))
+        if failures > STORAGE_RETRIES:
+            raise StorageError(
+                f"lost the study database on {where} {failures} times in a row, last: "
+                f"{reason}. Every trial it completed is stored; run the same command again "
+                "(or restart the worker) once the database is back.") from None
+        wait = STORAGE_RETRY_SECONDS * failures
+        log.warning("lost the study database on %s (%s); retrying in %.0f s (%d of %d)",
+                    where, reason, wait, failures, STORAGE_RETRIES)
+        time.sleep(wait)
 
     def finish(self) -> Any:
         """Build the recommendation from storage and write every output file."""
@@ -670,6 +716,11 @@ def trial_origin(trial: Any) -> str:
     the heartbeat queued it again) or ``requeued`` (interrupted by Ctrl-C); set when queued,
     so a trial without one was drawn by the sampler."""
     return str(trial.user_attrs.get("origin", "sampled"))
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    return is_connection_error(exc) and not (exc.__cause__ or exc.__context__) or \
+        type(exc).__module__.startswith("sqlalchemy")
 
 
 class Objective:

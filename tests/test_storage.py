@@ -135,3 +135,75 @@ def test_journal_storage_fails_and_requeues_a_silent_trial(tmp_path: Path) -> No
     assert trials[orphan.number].state == optuna.trial.TrialState.FAIL
     assert trials[-1].system_attrs["failed_trial"] == orphan.number
     assert ran == [orphan.params["x"]]  # the requeued config ran, not a new one
+
+
+def _outage(monkeypatch: pytest.MonkeyPatch, after_key: str, raises: int) -> dict[str, int]:
+    """The database goes away once a trial stores ``after_key`` a second time: the next
+    ``raises`` writes of trial attributes or states fail as a lost connection would."""
+    import sqlalchemy.exc
+
+    state = {"seen": 0, "down": 0}
+
+    def flaky(real):  # noqa: ANN001, ANN202
+        def call(self, trial_id, *args, **kwargs):  # noqa: ANN001, ANN202
+            if (args[:1] or [kwargs.get("key")])[0] == after_key:
+                state["seen"] += 1
+                if state["seen"] == 2:
+                    state["down"] = raises
+            if state["down"] > 0:
+                state["down"] -= 1
+                raise sqlalchemy.exc.OperationalError(
+                    "UPDATE trials", {}, Exception("server closed the connection unexpectedly"))
+            return real(self, trial_id, *args, **kwargs)
+        return call
+
+    storage = optuna.storages.RDBStorage
+    monkeypatch.setattr(storage, "set_trial_user_attr", flaky(storage.set_trial_user_attr))
+    monkeypatch.setattr(storage, "set_trial_state_values",
+                        flaky(storage.set_trial_state_values))
+    return state
+
+
+def test_a_database_lost_mid_study_is_retried_and_the_study_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    import autotl.study
+    from autotl.study import search
+
+    monkeypatch.setattr(autotl.study, "STORAGE_RETRY_SECONDS", 0.01)
+    # the write of the trial's results fails, then the write of its end (Optuna's tell)
+    state = _outage(monkeypatch, "history", raises=2)
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING):
+        rec = search("test:images", plugins=load_plugins(extra=[tiny_components]),
+                     backbone="test:cnn", strategies=["head-only"], trials=3, out=out,
+                     cache_dir=tmp_path / "cache", prior="none", progress=False,
+                     min_steps=4, max_steps=4, eval_points=1, batch_size=16, image_size=32)
+    assert state["seen"] >= 2 and state["down"] == 0
+    assert "lost the study database on" in caplog.text and "retrying" in caplog.text
+    study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
+    states = [t.state for t in study.trials]
+    # The trial in flight when the database went away is left RUNNING (the heartbeat fails
+    # and re-queues it later); the study still finished the three trials asked for.
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert states.count(optuna.trial.TrialState.RUNNING) == 1
+
+
+def test_a_database_gone_for_good_stops_cleanly_keeping_completed_trials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import autotl.study
+    from autotl.study import search
+
+    monkeypatch.setattr(autotl.study, "STORAGE_RETRY_SECONDS", 0.01)
+    _outage(monkeypatch, "history", raises=10_000)
+    out = tmp_path / "run"
+    with pytest.raises(StorageError, match=r"lost the study database on .*study\.db .* 4 times "
+                                           r"in a row.*Every trial it completed is stored"):
+        search("test:images", plugins=load_plugins(extra=[tiny_components]),
+               backbone="test:cnn", strategies=["head-only"], trials=5, out=out,
+               cache_dir=tmp_path / "cache", prior="none", progress=False, study="gone",
+               min_steps=4, max_steps=4, eval_points=1, batch_size=16, image_size=32)
+    monkeypatch.undo()
+    study = optuna.load_study(study_name="gone", storage=f"sqlite:///{out / 'study.db'}")
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    assert study.trials[0].user_attrs["history"]

@@ -95,9 +95,14 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 # -- markdown ----------------------------------------------------------------------------------
 
 
-def _why(rec: Recommendation) -> list[str]:
+def _why(rec: Recommendation, rows: list[dict[str, Any]] | None = None) -> list[str]:
     """Plain reasons read off the measurements."""
     reasons = list(rec.notes)
+    devices = sorted({str(r["device"]) for r in rows or [] if r.get("device")})
+    if len(devices) > 1:  # workers on mixed hardware
+        reasons.append(f"Trials ran on {len(devices)} kinds of device ({', '.join(devices)}): "
+                       "training seconds, and so which config is cheapest, compare only "
+                       "within one kind.")
     best = rec.recommended
     if best is None:
         return reasons
@@ -159,7 +164,7 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
                      f"{_acc(s.get('test_accuracy'))} | {_acc(s['max_val_accuracy'])} | "
                      f"{s['n_trials']} ({s['n_complete']}, {s['n_sampled']}) | "
                      f"{secs} | {params} | {best} |")
-    lines += ["", "## Why", ""] + [f"- {r}" for r in _why(rec)]
+    lines += ["", "## Why", ""] + [f"- {r}" for r in _why(rec, rows)]
     failed = [r for r in rows if r["state"] == "fail" or (r["state"] == "pruned" and r["error"])]
     if failed:
         lines += ["", "## Failed or stopped trials", ""]
@@ -264,7 +269,7 @@ def html_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
         "padding:1em;border-radius:6px;white-space:pre-wrap}</style></head><body>",
         f"<h1>autotl report: {esc(rec.study)}</h1>",
         f"<div class='summary'>{esc(rec.summary())}</div>",
-        "<h2>Why</h2><ul>", *(f"<li>{esc(r)}</li>" for r in _why(rec)), "</ul>",
+        "<h2>Why</h2><ul>", *(f"<li>{esc(r)}</li>" for r in _why(rec, rows)), "</ul>",
     ]
     for title, png in _plots(rec, rows):
         parts += [f"<h2>{esc(title)}</h2>",

@@ -737,7 +737,7 @@ class Objective:
     def __call__(self, trial: Any) -> float:
         import optuna
 
-        from autotl.training import TrialResult
+        from autotl.training import TrialResult, device_label
 
         trial.set_user_attr("origin", trial_origin(trial))
         plan = None
@@ -771,7 +771,7 @@ class Objective:
                     "total_params", "steps", "frozen_depth", "cached_depth", "history",
                     "val_correct", "accumulation_steps"):
             trial.set_user_attr(key, getattr(result, key))
-        trial.set_user_attr("device", str(self.trainer.device))
+        trial.set_user_attr("device", device_label(self.trainer.device))
         if result.error:  # stopped by a fault (a loss that is not finite), not by the pruner
             trial.set_user_attr("reason", result.error)
             log.warning("trial %d (%s) stopped: %s", trial.number, plan.strategy, result.error)

@@ -106,6 +106,14 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def device_label(device: torch.device) -> str:
+    """The kind of device a trial ran on, as trials record it: ``cpu``, or ``cuda`` with the
+    GPU's model (training seconds compare only within one kind)."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 class OutOfMemory(RuntimeError):
     """A trial did not fit in device memory, even at half the batch."""
 
@@ -369,9 +377,12 @@ class Trainer:
             order = torch.randperm(n, generator=generator)
             chunks = [order[i:i + size] for i in range(0, n - size + 1, size)]
             if acts is not None:
+                # On CUDA the gathered batch goes to pinned memory, so the copy to the device
+                # is asynchronous (torch caches pinned blocks; no allocation per step).
+                pin = self.device.type == "cuda"
                 for idx in chunks:
-                    yield (self._to_device(tree_map(lambda t, i=idx: t[i], acts)),
-                           labels[idx].to(self.device))
+                    batch = tree_map(lambda t, i=idx: t[i].pin_memory() if pin else t[i], acts)
+                    yield (self._to_device(batch), labels[idx].to(self.device, non_blocking=pin))
                 continue
             stream = batches_of_inputs(
                 self.train_split, self.base, batch_size=size, order=torch.cat(chunks),

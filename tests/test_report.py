@@ -29,3 +29,16 @@ def test_a_full_disk_keeps_the_previous_file_and_says_what_to_do(
     monkeypatch.undo()
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.csv"]
+
+
+def test_trials_on_mixed_devices_say_their_seconds_compare_only_within_one_kind() -> None:
+    from types import SimpleNamespace
+
+    from autotl.report import _why
+
+    rec = SimpleNamespace(notes=[], recommended=None)
+    rows = [{"device": "cuda (NVIDIA H200)"}, {"device": "cuda (NVIDIA A100)"},
+            {"device": "cuda (NVIDIA H200)"}]
+    assert any("2 kinds of device (cuda (NVIDIA A100), cuda (NVIDIA H200))" in r
+               and "compare only within one kind" in r for r in _why(rec, rows))
+    assert not any("kinds of device" in r for r in _why(rec, rows[:1] + rows[2:]))

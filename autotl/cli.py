@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="this host's activation cache folder")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="auto (CUDA when available), cpu, cuda or mps")
+    p.add_argument("--artifacts", help="where trials' trained tensors are kept, if not where "
+                   "the study's creator said (a folder every worker and the report reach)")
     p.add_argument("--index", type=int, default=0,
                    help="this worker's number: its sampler is seeded with seed + index, so "
                    "workers draw different configs (default 0)")
@@ -113,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "its creator read it)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="device for scoring the test split and rebuilding the best model")
+    p.add_argument("--artifacts", help="where the workers kept trials' trained tensors, if not "
+                   "where the study's creator said")
     p.add_argument("--cache-dir", help="this host's activation cache folder")
     p.set_defaults(func=cmd_report)
 
@@ -284,7 +288,12 @@ def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
     # The command owns its process: Optuna's study-created notices (a size map's re-run studies
     # among them) would interleave with autotl's own log.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    result = search(config_from_args(args), plugins=plugins)  # a Recommendation or a SizeMap
+    config = config_from_args(args)
+    result = search(config, plugins=plugins)  # a Recommendation, a SizeMap, or None
+    if result is None:  # --workers 0: the study is created; workers elsewhere run it
+        print("study created; start workers with `autotl worker --storage URL --study NAME` "
+              "(or $AUTOTL_STORAGE), then write the outputs with `autotl report`.")
+        return 0
     print(result.summary())
     return 0
 
@@ -297,7 +306,8 @@ def cmd_worker(args: argparse.Namespace, plugins: Plugins) -> int:
     ran = run_worker(_storage_arg(args), args.study, data=args.data,
                      out=Path(args.out) if args.out else None,
                      cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                     device=args.device, index=args.index, plugins=plugins)
+                     device=args.device, index=args.index, plugins=plugins,
+                     artifacts=Path(args.artifacts) if args.artifacts else None)
     print(f"worker done: ran {ran} trials of study {args.study}")
     return 0
 
@@ -310,7 +320,8 @@ def cmd_report(args: argparse.Namespace, plugins: Plugins) -> int:
     result = write_report(_storage_arg(args), args.study, data=args.data,
                           out=Path(args.out) if args.out else None, device=args.device,
                           cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                          plugins=plugins)
+                          plugins=plugins,
+                          artifacts=Path(args.artifacts) if args.artifacts else None)
     print(result.summary())
     return 0
 

@@ -121,6 +121,13 @@ class SearchConfig:
         "workers started elsewhere",
         default=1,
     )
+    artifacts: Path | None = _help(
+        "where trials' trained tensors are kept until the search picks one (default: "
+        "<out>/artifacts); with workers on several hosts, a folder they all reach (a shared "
+        "file system, or an object store mounted as one), so `autotl report` need not "
+        "retrain the picked trials",
+        default=None,
+    )
     heartbeat_seconds: int = _help(
         "how often a running trial tells the storage it is alive", default=30)
     grace_seconds: int = _help(
@@ -183,6 +190,8 @@ class SearchConfig:
             self.out = Path(self.out)
         if self.cache_dir is not None:
             self.cache_dir = Path(self.cache_dir)
+        if self.artifacts is not None:
+            self.artifacts = Path(self.artifacts)
         for name in ("strategies", "heads", "classes", "sizes"):
             value = getattr(self, name)
             if isinstance(value, str):

@@ -156,14 +156,16 @@ def load_model(path: str | os.PathLike[str], plugins: Any = None) -> LoadedModel
 STATE_ATTR = "state_artifact"
 
 
-def _store(out: Path) -> Any:
+def _store(folder: Path) -> Any:
+    """The artifact store in ``folder``: ``<out>/artifacts``, or ``--artifacts``, a folder
+    every worker reaches (a shared file system, or an object store mounted as one)."""
     from optuna.artifacts import FileSystemArtifactStore
 
-    (out / "artifacts").mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(out / "artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(folder))
 
 
-def keep_trial_state(trial: Any, trained: dict[str, torch.Tensor], out: Path) -> None:
+def keep_trial_state(trial: Any, trained: dict[str, torch.Tensor], store: Path) -> None:
     """Keep a running trial's final trained tensors in the study's artifact store, so the
     driver can save or score it once selection names it (its id: user attr
     ``state_artifact``)."""
@@ -176,14 +178,14 @@ def keep_trial_state(trial: Any, trained: dict[str, torch.Tensor], out: Path) ->
         save_file({k: v.contiguous() for k, v in trained.items()}, str(path))
         try:
             artifact_id = upload_artifact(study_or_trial=trial, file_path=str(path),
-                                          artifact_store=_store(out))
+                                          artifact_store=_store(store))
         except (OSError, optuna.exceptions.OptunaError) as exc:  # retrained if needed
             log.warning("could not keep trial %d's trained tensors: %s", trial.number, exc)
             return
     trial.set_user_attr(STATE_ATTR, artifact_id)
 
 
-def load_trial_state(trial: Any, out: Path) -> dict[str, torch.Tensor] | None:
+def load_trial_state(trial: Any, store: Path) -> dict[str, torch.Tensor] | None:
     """A trial's kept tensors, or None when they were not kept (or were pruned)."""
     from optuna.artifacts import download_artifact
     from safetensors.torch import load_file
@@ -194,7 +196,7 @@ def load_trial_state(trial: Any, out: Path) -> dict[str, torch.Tensor] | None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state.safetensors"
         try:
-            download_artifact(artifact_store=_store(out), artifact_id=artifact_id,
+            download_artifact(artifact_store=_store(store), artifact_id=artifact_id,
                               file_path=str(path))
         except Exception as exc:  # noqa: BLE001 — any store failure: fall back to retraining
             log.info("trial %d's kept tensors are unavailable (%s)", trial.number, exc)
@@ -202,9 +204,9 @@ def load_trial_state(trial: Any, out: Path) -> dict[str, torch.Tensor] | None:
         return load_file(str(path))
 
 
-def prune_trial_states(study: Any, out: Path, keep: set[int]) -> None:
+def prune_trial_states(study: Any, folder: Path, keep: set[int]) -> None:
     """Remove kept tensors of trials the selection no longer names, bounding the store."""
-    store = _store(out)
+    store = _store(folder)
     for trial in study.get_trials(deepcopy=False):
         artifact_id = trial.user_attrs.get(STATE_ATTR)
         if artifact_id and trial.number not in keep:

@@ -406,7 +406,7 @@ class Session:
         write_outputs(recommendation, self.study, self.out)
         from autotl.saved_model import prune_trial_states
 
-        prune_trial_states(self.study, self.out, keep=named)
+        prune_trial_states(self.study, artifact_dir(self.config), keep=named)
         return recommendation
 
     def finish_models(self, recommendation: Any) -> set[int]:
@@ -453,7 +453,7 @@ class Session:
         on CPU; logged, since on a GPU the last bits can differ)."""
         from autotl.saved_model import load_trial_state
 
-        state = load_trial_state(trial, self.out)
+        state = load_trial_state(trial, artifact_dir(self.config))
         if state is not None:
             return state
         log.info("trial %d's trained tensors were not kept; training it again (seed %d)",
@@ -610,6 +610,12 @@ def _stored_request(study: Any, wait: float) -> dict[str, Any] | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.2)
+
+
+def artifact_dir(config: SearchConfig) -> Path:
+    """Where trials' trained tensors are kept until selection: ``--artifacts`` or
+    ``<out>/artifacts``."""
+    return Path(config.artifacts) if config.artifacts else Path(config.out or ".") / "artifacts"
 
 
 def default_storage(out: Path, workers: int) -> str:
@@ -787,7 +793,7 @@ class Objective:
         if self._may_be_chosen(trial, result):
             from autotl.saved_model import keep_trial_state
 
-            keep_trial_state(trial, result.trained, self.out)
+            keep_trial_state(trial, result.trained, artifact_dir(self.prep.config))
         return result.val_accuracy
 
     def _may_be_chosen(self, trial: Any, result: Any) -> bool:

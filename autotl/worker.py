@@ -150,14 +150,15 @@ def worker_id() -> str:
 def run_worker(storage: str, study_name: str, *, data: str | None = None,
                out: Path | None = None, cache_dir: Path | None = None,
                device: str | None = None, index: int = 0, plugins: Any = None,
-               progress: bool | None = None) -> int:
+               progress: bool | None = None, artifacts: Path | None = None) -> int:
     """Attach to ``study_name`` and run its trials until it is done; returns the number of
     trials this worker ran."""
     from autotl.study import Session
 
     request = open_study_request(storage, study_name)
     config = config_from_request(request, data=data, storage=storage, study=study_name,
-                                 out=out, cache_dir=cache_dir, device=device)
+                                 out=out, cache_dir=cache_dir, device=device,
+                                 artifacts=artifacts)
     session = Session(config, plugins=plugins, progress=progress, attach=True,
                       worker_index=index)
     return work(session)
@@ -289,14 +290,16 @@ def run_local_workers(session: Any) -> None:
 
 def write_report(storage: str, study_name: str, *, out: Path | None = None,
                  data: str | None = None, device: str | None = None,
-                 cache_dir: Path | None = None, plugins: Any = None) -> Any:
+                 cache_dir: Path | None = None, plugins: Any = None,
+                 artifacts: Path | None = None) -> Any:
     """``autotl report``: the recommendation and every report file from a stored study (the
     steps that run once after the trials); returns the Recommendation."""
     from autotl.study import Session
 
     request = open_study_request(storage, study_name)
     config = config_from_request(request, data=data, storage=storage, study=study_name,
-                                 out=out, device=device, cache_dir=cache_dir)
+                                 out=out, device=device, cache_dir=cache_dir,
+                                 artifacts=artifacts)
     session = Session(config, plugins=plugins, progress=False, attach=True)
     return session.finish()
 

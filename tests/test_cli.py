@@ -159,6 +159,20 @@ def test_workers_with_sizes_is_refused_with_what_to_do(
         capsys.readouterr().err
 
 
+def test_workers_0_creates_the_study_and_says_what_next(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert main(["search", "digits", "--workers", "0", "--storage", storage, "--study", "s",
+                 "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert "study created; start workers with `autotl worker" in capsys.readouterr().out
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.user_attrs["run"]["target"] == 20  # --trials' default, for the workers
+    assert {t.state.name for t in study.trials} == {"WAITING"}  # queued, none run here
+    assert not (tmp_path / "run" / "recommendation.json").exists()
+
+
 def test_report_rewrites_the_outputs_of_a_stored_study(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import signal
 import time
@@ -174,8 +175,9 @@ def _assert_each_config_ran_once(trials: list[Any]) -> None:
 
 @pytest.mark.postgres
 def test_three_workers_on_one_postgres_study_finish_its_trials(
-        postgres_url: str, tmp_path: Path) -> None:
-    _create(postgres_url, "three", tmp_path, trials=6, **DIGITS)
+        postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # One artifact folder for every host: the report finds the workers' trained tensors.
+    _create(postgres_url, "three", tmp_path, trials=6, artifacts=tmp_path / "shared", **DIGITS)
     workers = [_start_worker(postgres_url, "three", i, tmp_path) for i in range(3)]
     _wait(workers)
     study = optuna.load_study(study_name="three", storage=open_storage(postgres_url))
@@ -187,7 +189,9 @@ def test_three_workers_on_one_postgres_study_finish_its_trials(
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
     # The outputs, once, from the stored study.
     out = tmp_path / "report"
-    rec = write_report(postgres_url, "three", out=out, device="cpu")
+    with caplog.at_level(logging.INFO, logger="autotl"):
+        rec = write_report(postgres_url, "three", out=out, device="cpu")
+    assert "training it again" not in caplog.text
     data = json.loads((out / "recommendation.json").read_text())
     assert data["n_trials"] == len(trials) == rec.n_trials
     assert (out / "best_model" / "model.json").is_file()

@@ -366,6 +366,14 @@ class Session:
                             catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
                     return
                 except Exception as exc:  # the database went away mid-study
+                    if _taken_for_dead(exc):
+                        # Silent past the grace period (a stalled host), this process's
+                        # trial was failed and queued again by another: its result is
+                        # refused, the retry measures the config; carry on.
+                        log.warning("a trial of this process was taken for dead (no "
+                                    "heartbeat for %d s) and queued again; its result is "
+                                    "dropped", self.config.grace_seconds)
+                        continue
                     if not is_connection_error(exc):
                         raise
                     failures += 1
@@ -722,6 +730,23 @@ def trial_origin(trial: Any) -> str:
     the heartbeat queued it again) or ``requeued`` (interrupted by Ctrl-C); set when queued,
     so a trial without one was drawn by the sampler."""
     return str(trial.user_attrs.get("origin", "sampled"))
+
+
+def _taken_for_dead(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised while handling) is Optuna refusing to update a
+    trial another process already finished: the heartbeat failed it as stale. (Optuna's own
+    end-of-trial bookkeeping then raises "Cannot tell a FAIL trial.")"""
+    import optuna
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, optuna.exceptions.UpdateFinishedTrialError) or (
+                isinstance(current, ValueError) and str(current).startswith("Cannot tell a ")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _is_storage_failure(exc: BaseException) -> bool:

@@ -207,3 +207,36 @@ def test_a_database_gone_for_good_stops_cleanly_keeping_completed_trials(
     study = optuna.load_study(study_name="gone", storage=f"sqlite:///{out / 'study.db'}")
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
     assert study.trials[0].user_attrs["history"]
+
+
+def test_a_trial_taken_for_dead_by_another_process_does_not_stop_this_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A stalled process whose trial another process failed as stale (no heartbeat within
+    the grace period) finds its trial finished when it reports: it drops that result and goes
+    on with the next trial."""
+    from autotl.study import search
+
+    real = optuna.storages.RDBStorage.set_trial_user_attr
+    calls = {"n": 0}
+
+    def fail_it_meanwhile(self, trial_id, key, value):  # noqa: ANN001, ANN202
+        if key == "history":
+            calls["n"] += 1
+            if calls["n"] == 1:  # another process fails this trial as stale, just now
+                self.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        return real(self, trial_id, key, value)
+
+    monkeypatch.setattr(optuna.storages.RDBStorage, "set_trial_user_attr", fail_it_meanwhile)
+    out = tmp_path / "run"
+    with caplog.at_level(logging.WARNING):
+        rec = search("test:images", plugins=load_plugins(extra=[tiny_components]),
+                     backbone="test:cnn", strategies=["head-only"], trials=2, out=out,
+                     cache_dir=tmp_path / "cache", prior="none", progress=False,
+                     min_steps=4, max_steps=4, eval_points=1, batch_size=16, image_size=32)
+    assert "taken for dead" in caplog.text
+    study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
+    # The trial taken for dead stays failed (no retry was queued here: the heartbeat's callback
+    # would queue one); this process went on to the next trial.
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL,
+                                               optuna.trial.TrialState.COMPLETE]

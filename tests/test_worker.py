@@ -231,10 +231,8 @@ def test_a_worker_killed_mid_trial_five_times_loses_no_completed_trial(
         trials = study.get_trials(deepcopy=False)
         completed.update({t.number: t.value for t in trials if t.state == State.COMPLETE})
         alive = {p.pid: i for i, p in workers.items() if p.is_alive()}
-        assert alive or kills, "the workers finished before any kill"
-        for i, p in workers.items():  # a worker that finished early comes back
-            if not p.is_alive():
-                workers[i] = _start_worker(postgres_url, "kills", i, tmp_path)
+        assert alive, (f"the study was done after {len(kills)} kills: its trials ran faster "
+                       "than the kills; raise the target or the steps of this test")
         for t in trials:
             pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
             running_for = (time.time() - t.datetime_start.timestamp()

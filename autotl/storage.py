@@ -134,7 +134,7 @@ def open_storage(url: str, *, heartbeat_seconds: int = HEARTBEAT_SECONDS,
             f"the storage {mask_url(url)} needs the Python package {exc.name!r}, which is not "
             f"installed; install it (for PostgreSQL: pip install 'psycopg[binary]')."
         ) from None
-    except Exception as exc:  # sqlalchemy's errors; their text may quote the URL: mask it
+    except Exception as exc:  # noqa: BLE001 — sqlalchemy's errors quote the URL: mask it
         reason = describe_error(exc).replace(url, mask_url(url)).replace(target, mask_url(target))
         raise StorageError(
             f"cannot open the study database on {storage_host(url)} ({mask_url(url)}): "

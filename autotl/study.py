@@ -589,11 +589,12 @@ def check_or_record_request(study: Any, config: SearchConfig, prep: Prepared,
     before, now = stored.get("identity", {}), request["identity"]
     diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
     if joining and "data_fingerprint" in diff:
+        source = stored.get("source") or before.get("data")
         raise ConfigError(
             f"the data {config.data!r} here is not the data study {study.study_name!r} was "
             f"created with (fingerprint {now['data_fingerprint']}, the study's "
-            f"{before.get('data_fingerprint')}, from {stored.get('source') or before.get('data')!r}"
-            "); point --data at a copy of the same data.")
+            f"{before.get('data_fingerprint')}, from {source!r}); point --data at a copy of "
+            "the same data.")
     if diff:
         detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in diff.items())
         raise ConfigError(

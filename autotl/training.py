@@ -381,7 +381,8 @@ class Trainer:
                 # is asynchronous (torch caches pinned blocks; no allocation per step).
                 pin = self.device.type == "cuda"
                 for idx in chunks:
-                    batch = tree_map(lambda t, i=idx: t[i].pin_memory() if pin else t[i], acts)
+                    batch = tree_map(lambda t, i=idx, p=pin: t[i].pin_memory() if p else t[i],
+                                     acts)
                     yield (self._to_device(batch), labels[idx].to(self.device, non_blocking=pin))
                 continue
             stream = batches_of_inputs(

@@ -48,10 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _run(args: argparse.Namespace, storage: str, workers: int, out: Path) -> dict[str, Any]:
+    import optuna
+
     from autotl.storage import open_storage
     from autotl.worker import finished_count
-
-    import optuna
 
     study = f"bench-{workers}"
     command = [sys.executable, "-m", "autotl", "search", args.data, "--backbone",
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace, storage: str, workers: int, out: Path) -> dic
                study, "--out", str(out), "--cache-dir", str(out / "cache"), "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"run failed ({done.returncode}):\n{done.stderr[-3000:]}")

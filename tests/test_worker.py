@@ -59,7 +59,8 @@ def _create(storage: str, study: str, tmp_path: Path, **settings: Any) -> None:
 # -- attaching, in this process ----------------------------------------------------------------
 
 
-def test_a_worker_runs_the_stored_request_to_its_target(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_worker_runs_the_stored_request_to_its_target(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
     storage = _sqlite(tmp_path)
     _create(storage, "s", tmp_path, plugins=plugins, trials=3, seed=5, **TINY)
     study = optuna.load_study(study_name="s", storage=storage)
@@ -124,7 +125,8 @@ def test_a_worker_refuses_other_data(plugins, tmp_path: Path) -> None:  # noqa: 
                    out=tmp_path / "w")
 
 
-def test_joining_a_missing_study_says_how_to_create_it(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+def test_joining_a_missing_study_says_how_to_create_it(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
     storage = _sqlite(tmp_path)
     _create(storage, "there", tmp_path, plugins=plugins, trials=1, **TINY)
     with pytest.raises(ConfigError, match=r"no study 'missing' in .*\(studies there: there\)"
@@ -221,7 +223,7 @@ def test_a_worker_killed_mid_trial_five_times_loses_no_completed_trial(
         postgres_url: str, tmp_path: Path) -> None:
     # Trials of ~1 s on an idle 2-core machine (longer under load): 20 of them outlast five
     # kills, the second of which waits for the first's retry (grace period + a trial start).
-    beat = dict(heartbeat_seconds=1, grace_seconds=2)
+    beat = {"heartbeat_seconds": 1, "grace_seconds": 2}
     _create(postgres_url, "kills", tmp_path, trials=20, **{**DIGITS, "min_steps": 40,
                                                             "max_steps": 40}, **beat)
     study = optuna.load_study(study_name="kills", storage=open_storage(postgres_url, **beat))

@@ -59,7 +59,8 @@ class Cluster:
 
     def _pg(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run([str(self.bindir / tool), *args], capture_output=True,
-                                text=True, timeout=120, cwd=self.root, **self._run_as)
+                                text=True, timeout=120, cwd=self.root, check=False,
+                                **self._run_as)
         if result.returncode != 0:
             raise ClusterUnavailable(f"{tool} failed ({result.returncode}): "
                                      f"{(result.stderr or result.stdout).strip()[-2000:]}")

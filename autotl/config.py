@@ -250,6 +250,11 @@ class SearchConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        if self.workers > 1 and str(self.storage or "").startswith("sqlite"):
+            raise ConfigError(
+                f"--workers {self.workers} with --storage {self.storage}: SQLite is not safe "
+                "for several processes writing at once; leave out --storage (the workers then "
+                "share a journal file in --out) or use postgresql://….")
         if self.sizes is not None and self.workers != 1:
             raise ConfigError(
                 f"--sizes runs its studies one after another in this process, so --workers "

@@ -152,6 +152,15 @@ def test_worker_without_a_storage_says_where_to_give_it(
     assert "pass --storage URL (or set $AUTOTL_STORAGE)" in capsys.readouterr().err
 
 
+def test_workers_on_sqlite_are_refused_with_what_to_do(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["search", "digits", "--workers", "2", "--storage",
+                 f"sqlite:///{tmp_path / 'x.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "SQLite is not safe for several processes" in err and "leave out --storage" in err
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_workers_with_sizes_is_refused_with_what_to_do(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "digits", "--sizes", "5,10", "--workers", "2"]) == 2

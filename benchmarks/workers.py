@@ -8,7 +8,9 @@ worker one CPU thread (``OMP_NUM_THREADS=1``). Throughput is read from the study
 finished trials over the span from the first trial's start to the last one's end, so process
 start-up and the reports are left out; the command's wall time is printed beside it.
 ``ratio = trials/min with 2 workers / with 1`` (goal >= 1.8: the storage and the coordination
-cost little next to a trial). It needs at least 2 free CPU cores to mean anything.
+cost little next to a trial). It needs at least 2 free CPU cores to mean anything: on a busy
+machine each trial slows down, and ``concurrency`` (trial seconds over the span: how many
+trials ran at once on average) separates that from time lost to the storage.
 
 PostgreSQL: ``--postgres URL`` (an empty database), else a throwaway server is started with
 Debian's ``postgresql`` package (as the tests do). The last line printed is one JSON object::
@@ -73,12 +75,16 @@ def _run(args: argparse.Namespace, storage: str, workers: int, out: Path) -> dic
             - min(t.datetime_start for t in finished)).total_seconds()
     per_trial = sum((t.datetime_complete - t.datetime_start).total_seconds()
                     for t in finished) / len(finished)
+    # Trials running at once, on average: near N, the storage and coordination cost little,
+    # whatever the CPU share each trial gets (a slower trial on a busy machine is not idle).
+    concurrency = per_trial * len(finished) / span
     row = {"workers": workers, "finished": finished_count(trials),
            "trials_per_minute": round(60 * len(finished) / span, 2),
            "span_seconds": round(span, 2), "wall_seconds": round(wall, 2),
-           "mean_trial_seconds": round(per_trial, 2)}
+           "mean_trial_seconds": round(per_trial, 2), "concurrency": round(concurrency, 2)}
     print(f"  {workers} worker(s): {row['finished']} trials in {span:.1f} s "
-          f"({row['trials_per_minute']} /min, {per_trial:.1f} s each; command {wall:.1f} s)")
+          f"({row['trials_per_minute']} /min, {per_trial:.1f} s each, {concurrency:.2f} at "
+          f"once; command {wall:.1f} s)")
     return row
 
 

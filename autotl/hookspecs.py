@@ -24,6 +24,9 @@ Rules every implementation follows:
   an error that names both plugins.
 - A hook that raises gets its plugin reported by name and skipped (``--strict`` or
   ``AUTOTL_STRICT_PLUGINS=1`` turns that into an error); what it registered is withdrawn.
+- Say which plugin API versions the plugin works with, as a module attribute holding a PEP 440
+  range: ``AUTOTL_PLUGIN_API = ">=1.1,<2"``. A plugin whose range excludes
+  :data:`PLUGIN_API_VERSION` is skipped at load time and flagged by ``autotl plugins``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from autotl.training import TrialResult
 
 PROJECT = "autotl"
+#: The plugin API this autotl offers, ``MAJOR.MINOR``. MINOR grows when hooks or spec fields are
+#: added (plugins written for an older MINOR keep working); MAJOR grows when a hook or field
+#: changes meaning or goes away. 1.1 added ``StrategySpec.inapplicable``.
+PLUGIN_API_VERSION = "1.1"
+#: The module attribute a plugin declares its supported range in.
+PLUGIN_API_ATTRIBUTE = "AUTOTL_PLUGIN_API"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -128,4 +137,5 @@ def hook_names() -> list[str]:
     return sorted(n for n, v in globals().items() if n.startswith("autotl_") and callable(v))
 
 
-__all__ = ["REGISTRATION_HOOKS", "hook_names", "hookimpl", "hookspec"]
+__all__ = ["PLUGIN_API_ATTRIBUTE", "PLUGIN_API_VERSION", "REGISTRATION_HOOKS", "hook_names",
+           "hookimpl", "hookspec"]

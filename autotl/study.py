@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,10 @@ class Prepared:
     strategies: dict[str, StrategySpec]
     heads: dict[str, HeadSpec]
     split_keys: dict[str, str]
+    # Strategies the user named (an inapplicable one is an error) rather than "all registered"
+    # (an inapplicable one is left out); and those left out, with why (see build_trainer).
+    strategies_named: bool = False
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
@@ -99,6 +103,7 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
                           "`autotl list datasets` shows the built-in ones.")
+    named = bool(config.strategies)
     strategies = {n: plugins.strategies.get(n) for n in (config.strategies
                                                           or plugins.strategies.names())}
     heads = {n: plugins.heads.get(n) for n in (config.heads or plugins.heads.names())}
@@ -131,7 +136,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
         "val": activation_key(data=data.fingerprint, split="val", seed=config.seed,
                               val_fraction=config.val_fraction),
     }
-    return Prepared(config, data, train, val, spec, strategies, heads, split_keys)
+    return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
+                    strategies_named=named)
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:
@@ -298,15 +304,37 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
 
     config = prep.config
     backbone = configured_backbone(prep.backbone_spec, config)
-    if "subset" in prep.strategies and backbone.n_groups < 2:
-        raise ConfigError(f"{backbone.name} has {backbone.n_groups} layer group; the subset "
-                          "strategy needs at least 2. Leave subset out of --strategies.")
+    keep_applicable_strategies(prep, backbone)
+    config = prep.config
     cache = (ActivationCache(config.cache_dir or cache_root() / "activations",
                              config.cache_max_bytes) if config.cache else None)
     trainer = Trainer(backbone, prep.train, prep.val, num_classes=len(prep.data.class_names),
                       config=config, strategies=prep.strategies, heads=prep.heads,
                       split_keys=prep.split_keys, cache=cache, device=device)
     return backbone, trainer, cache
+
+
+def keep_applicable_strategies(prep: Prepared, backbone: Any) -> None:
+    """Ask each strategy whether it applies to the built backbone, before anything is enqueued:
+    one the user named that does not is an error; one taken from every registered strategy is
+    left out (recorded in ``prep.left_out``) with a log line saying why."""
+    reasons = {name: spec.inapplicable(backbone) for name, spec in prep.strategies.items()}
+    reasons = {name: reason for name, reason in reasons.items() if reason}
+    if reasons and prep.strategies_named:
+        detail = "; ".join(f"strategy {name!r} does not apply to backbone {backbone.name}: "
+                           f"{reason}" for name, reason in reasons.items())
+        raise ConfigError(f"{detail}. Leave {'it' if len(reasons) == 1 else 'them'} out of "
+                          "--strategies, or pick another backbone (`autotl list backbones`).")
+    for name, reason in reasons.items():
+        log.info("leaving out strategy %s: it does not apply to %s (%s)", name, backbone.name,
+                 reason)
+    if reasons and len(reasons) == len(prep.strategies):
+        detail = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
+        raise ConfigError(f"no registered strategy applies to {backbone.name} ({detail}). "
+                          "Pick another backbone (`autotl list backbones`).")
+    prep.left_out = {**prep.left_out, **reasons}
+    prep.strategies = {n: s for n, s in prep.strategies.items() if n not in reasons}
+    prep.config = prep.config.replace(strategies=list(prep.strategies))
 
 
 def frozen_logme(trainer: Any) -> float | None:

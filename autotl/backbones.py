@@ -8,10 +8,11 @@ layer groups, data config and LoRA targets come from one place. This module impo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -138,6 +139,16 @@ class Backbone:
         if stages is None or len(stages) != self.n_groups + 1:
             return None
         return stages
+
+    def weights_digest(self) -> str:
+        """A digest of the weights themselves, independent of device and memory layout.
+        ``weights_id`` alone does not identify them: a random initialisation differs per
+        process, and a plugin update or a local folder saved again keeps its name."""
+        digest = hashlib.sha256()
+        for name, tensor in self.module.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+        return digest.hexdigest()[:16]
 
     def copy(self) -> Backbone:
         """A copy with its own weights: each trial starts from the pretrained state without
@@ -278,6 +289,21 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """transformers' "Loading weights" bar would land in load_model's and `autotl predict`'s
+    output; the caller's own setting holds again afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def hf_backbone(
     model_id: str | os.PathLike[str],
     pretrained: bool = True,
@@ -301,7 +327,8 @@ def hf_backbone(
         if config is None:
             config = AutoConfig.from_pretrained(model_id)
         if pretrained:
-            model = AutoModel.from_pretrained(model_id, config=config)
+            with _no_progress_bar():
+                model = AutoModel.from_pretrained(model_id, config=config)
         else:
             model = AutoModel.from_config(config)
         if tokenizer is None:
@@ -389,3 +416,16 @@ def _encoder_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         raise WeightsError(msg)
     prefix, layers = max(lists, key=lambda item: len(item[1]))
     return [(f"{prefix}.{i}", layer) for i, layer in enumerate(layers)]
+
+
+RANDOM_INIT_SEED = 0
+
+
+def build_backbone(spec: Any, pretrained: bool) -> Backbone:
+    """``spec.build(pretrained)``; a random initialisation is seeded (and leaves the global RNG
+    as it was), so a model trained from random init reloads onto the same weights."""
+    if pretrained:
+        return spec.build(True)
+    with torch.random.fork_rng():
+        torch.manual_seed(RANDOM_INIT_SEED)
+        return spec.build(False)

@@ -6,6 +6,10 @@ deterministic: frozen modules run in eval mode (see :class:`autotl.models.Transf
 cache computes them once, keyed by backbone weights, depth, data and preprocessing, and keeps
 them in memory and in a cache directory shared across studies, bounded in bytes with
 least-recently-used eviction. Depth 0 holds the preprocessed inputs themselves.
+
+On disk an entry is a folder with ``tree.safetensors`` (every tensor of the tree, the tree's
+shape in the file's metadata; read memory-mapped, so a large entry costs no RAM until used) and
+``meta.json`` (format, bytes, compute seconds; its mtime is the LRU clock).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,7 +30,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "AUTOTL_CACHE_DIR"
-_MMAP_FROM_BYTES = 256 * 1024**2  # larger entries are memory-mapped from disk, not read in
+ENTRY_FORMAT = 2  # 1: one .npy per tensor, the tree's shape in meta.json
+_DATA = "tree.safetensors"
 
 
 def cache_root() -> Path:
@@ -113,17 +117,26 @@ class ActivationCache:
         meta_path = entry / "meta.json"
         if not meta_path.is_file():
             return None
+        from safetensors import SafetensorError
+
         try:
             meta = json.loads(meta_path.read_text())
-            tree = _load_tree(entry, meta["structure"], mmap=meta["bytes"] >= _MMAP_FROM_BYTES)
-        # a damaged entry is recomputed (np.load raises EOFError on an empty file)
-        except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+            if meta.get("format") != ENTRY_FORMAT:  # written by another autotl version
+                log.info("activation cache: recomputing %s (format %s, this autotl reads %s)",
+                         entry, meta.get("format", 1), ENTRY_FORMAT)
+                shutil.rmtree(entry, ignore_errors=True)
+                return None
+            tree = _load_tree(entry / _DATA)
+            seconds = float(meta["compute_seconds"])
+        # a damaged entry is recomputed
+        except (OSError, ValueError, KeyError, TypeError, AttributeError,
+                SafetensorError) as exc:
             log.warning("activation cache: dropping unreadable entry %s (%s)", entry, exc)
             shutil.rmtree(entry, ignore_errors=True)
             return None
         self._touch(key)
-        self._remember(key, tree, float(meta["compute_seconds"]))
-        return tree, float(meta["compute_seconds"])
+        self._remember(key, tree, seconds)
+        return tree, seconds
 
     def _touch(self, key: str) -> None:
         """Mark an entry used now: the mtime of its ``meta.json`` is the LRU clock on disk,
@@ -153,15 +166,15 @@ class ActivationCache:
         tmp = self.directory / f".{key}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        structure = _save_tree(tmp, tree)
-        # the bound is on what lands on disk, .npy headers included, not on tree_bytes
-        size = sum(f.stat().st_size for f in tmp.glob("*.npy"))
+        _save_tree(tmp / _DATA, tree)
+        # the bound is on what lands on disk, the file's header included, not on tree_bytes
+        size = (tmp / _DATA).stat().st_size
         final = self.directory / key
         if size > self.max_bytes or final.exists():  # too big to keep; or stored meanwhile
             shutil.rmtree(tmp, ignore_errors=True)
             return
         self._evict(room_for=size)
-        meta = {"structure": structure, "bytes": size, "compute_seconds": seconds}
+        meta = {"format": ENTRY_FORMAT, "bytes": size, "compute_seconds": seconds}
         (tmp / "meta.json").write_text(json.dumps(meta))
         os.replace(tmp, final)
         self._touch(key)
@@ -174,7 +187,7 @@ class ActivationCache:
             if entry.name.startswith(".") or not entry.is_dir():
                 continue
             try:
-                size = sum(f.stat().st_size for f in entry.glob("*.npy"))
+                size = sum(f.stat().st_size for f in entry.iterdir() if f.name != "meta.json")
                 meta_path = entry / "meta.json"
                 clock = meta_path.stat().st_mtime_ns if meta_path.is_file() else -1
             except OSError:  # removed by another process meanwhile
@@ -191,37 +204,53 @@ class ActivationCache:
     def disk_bytes(self) -> int:
         if self.directory is None or not self.directory.exists():
             return 0
-        return sum(f.stat().st_size for f in self.directory.rglob("*.npy"))
+        return sum(f.stat().st_size for f in self.directory.rglob("*")
+                   if f.is_file() and f.name != "meta.json")
 
 
 def _mb(n: int) -> str:
     return f"{n / 1024**2:,.0f} MB"
 
 
-def _save_tree(folder: Path, tree: Any, counter: list[int] | None = None) -> Any:
-    import numpy as np
-    import torch
+def _save_tree(path: Path, tree: Any) -> None:
+    """All tensors of ``tree`` in one safetensors file, named by position; the tree's shape
+    (tensor, dict or tuple, nested) goes into the file's metadata."""
+    from safetensors.torch import save_file
 
-    counter = counter if counter is not None else [0]
-    if isinstance(tree, torch.Tensor):
-        index = counter[0]
-        counter[0] += 1
-        np.save(folder / f"leaf{index}.npy", tree.detach().cpu().numpy())
-        return {"leaf": index}
-    if isinstance(tree, dict):
-        return {"dict": {k: _save_tree(folder, v, counter) for k, v in tree.items()}}
-    return {"tuple": [_save_tree(folder, v, counter) for v in tree]}
+    tensors: dict[str, Any] = {}
+
+    def shape_of(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {"dict": {k: shape_of(v) for k, v in node.items()}}
+        if isinstance(node, (tuple, list)):
+            return {"tuple": [shape_of(v) for v in node]}
+        name = str(len(tensors))
+        tensor = node.detach().cpu().contiguous()
+        # safetensors refuses tensors that share memory
+        if any(t.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr()
+               for t in tensors.values()):
+            tensor = tensor.clone()
+        tensors[name] = tensor
+        return {"leaf": name}
+
+    structure = shape_of(tree)
+    save_file(tensors, path, metadata={"structure": json.dumps(structure)})
 
 
-def _load_tree(folder: Path, structure: Any, mmap: bool) -> Any:
-    import numpy as np
-    import torch
+def _load_tree(path: Path) -> Any:
+    """The tree :func:`_save_tree` wrote, its tensors memory-mapped from ``path``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
 
-    if "leaf" in structure:
-        array = np.load(folder / f"leaf{structure['leaf']}.npy", mmap_mode="r" if mmap else None)
-        with warnings.catch_warnings():  # memory-mapped arrays are read-only; we only index them
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.from_numpy(array)
-    if "dict" in structure:
-        return {k: _load_tree(folder, v, mmap) for k, v in structure["dict"].items()}
-    return tuple(_load_tree(folder, v, mmap) for v in structure["tuple"])
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata() or {}
+    tensors = load_file(path)
+
+    def build(node: Any) -> Any:
+        if "leaf" in node:
+            return tensors[node["leaf"]]
+        if "dict" in node:
+            return {k: build(v) for k, v in node["dict"].items()}
+        return tuple(build(v) for v in node["tuple"])
+
+    return build(json.loads(metadata["structure"]))

@@ -19,10 +19,9 @@ from typing import Any
 from autotl.config import SearchConfig
 from autotl.errors import AutoTLError
 from autotl.plugins import DISABLE_ENV, STRICT_ENV, Plugins, load_plugins
+from autotl.registry import PLURALS
 
-KINDS = {"backbones": "backbone", "heads": "head", "strategies": "strategy",
-         "datasets": "dataset"}
-PLURAL = {kind: plural for plural, kind in KINDS.items()}
+KINDS = {plural: kind for kind, plural in PLURALS.items()}
 
 EPILOG = """\
 examples:
@@ -185,7 +184,7 @@ def cmd_plugins(args: argparse.Namespace, plugins: Plugins) -> int:
         api = f"  (plugin API {info.api})" if info.api else ""
         print(f"{info.name:<{width}}  {info.version or '-':<8}  {info.source}{api}")
         for kind, names in sorted(info.registered.items()):
-            print(f"{'':<{width}}    {PLURAL[kind]}: {', '.join(names)}")
+            print(f"{'':<{width}}    {PLURALS[kind]}: {', '.join(names)}")
         if info.hooks:
             print(f"{'':<{width}}    hooks: {', '.join(info.hooks)}")
     for name in plugins.blocked:
@@ -225,8 +224,13 @@ def cmd_list(args: argparse.Namespace, plugins: Plugins) -> int:
 
 
 def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
+    import optuna
+
     from autotl.study import search
 
+    # The command owns its process: Optuna's study-created notices (a size map's re-run studies
+    # among them) would interleave with autotl's own log.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     result = search(config_from_args(args), plugins=plugins)  # a Recommendation or a SizeMap
     print(result.summary())
     return 0

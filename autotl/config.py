@@ -79,6 +79,36 @@ class SearchConfig:
         "before --n-per-class subsamples the rest, so every size shares one validation set",
         default=0.2,
     )
+    test_fraction: float | None = _help(
+        "hold out this fraction of each class as a test split (seeded, stratified, before "
+        "validation is drawn), scored once after selection and never used to choose; for data "
+        "without a test split of its own (digits, fortunes, a CSV). Data with its own test "
+        "split (Fashion-MNIST, a folder's test/) is scored on that",
+        default=None,
+    )
+    split_seed: int | None = _help(
+        "seed for the test/validation split and the per-class subsample (default: --seed); "
+        "fix it to vary training seeds over the same rows",
+        default=None,
+    )
+    score_test: str = _help(
+        "which trials are scored on the test split after the search: 'selected' (the "
+        "recommended config and each strategy's representative) or 'all' (every completed "
+        "trial; for benchmarks)",
+        default="selected",
+    )
+    budget_seconds: float | None = _help(
+        "stop starting new trials once the study's trials have spent this many training "
+        "seconds in total (measured compute, unlike --timeout's wall clock)",
+        default=None,
+    )
+    prune: bool = _help("stop unpromising trials early (median within each strategy)",
+                        default=True)
+    prior_own_data: bool = _help(
+        "let the prior suggest configs from records of this same dataset (off: such records "
+        "would replay configs chosen on these very rows)",
+        default=False,
+    )
     storage: str | None = _help(
         "Optuna storage URL (default: sqlite:///<out>/study.db); postgresql://… lets "
         "`autotl worker` processes join",
@@ -114,8 +144,8 @@ class SearchConfig:
     )
     pretrained: bool = _help("start from pretrained weights (off: random init)", default=True)
     tolerance: float = _help(
-        "accuracy a cheaper config may give up and still be named 'cheapest within "
-        "tolerance'",
+        "accuracy a cheaper config may give up, on top of the measurement noise, and still be "
+        "named 'cheapest within tolerance' (the recommendation itself gives up only the noise)",
         default=0.01,
     )
     num_workers: int = _help("data-loading worker processes", default=0)
@@ -150,9 +180,18 @@ class SearchConfig:
             (self.trials >= 1, f"trials must be at least 1, but got trials={self.trials}."),
             (self.timeout is None or self.timeout > 0,
              f"timeout must be positive seconds, but got timeout={self.timeout}."),
-            (self.n_per_class is None or self.n_per_class >= 2,
-             f"n_per_class must be at least 2 (one to train, one to validate), but got "
+            (self.n_per_class is None or self.n_per_class >= 1,
+             f"n_per_class must be at least 1 (validation is drawn apart from it), but got "
              f"n_per_class={self.n_per_class}."),
+            (self.test_fraction is None or 0 < self.test_fraction < 1,
+             f"test_fraction must be between 0 and 1, but got "
+             f"test_fraction={self.test_fraction}."),
+            (self.split_seed is None or self.split_seed >= 0,
+             f"split_seed must be >= 0, but got split_seed={self.split_seed}."),
+            (self.score_test in ("selected", "all"),
+             f"score_test must be 'selected' or 'all', but got score_test={self.score_test!r}."),
+            (self.budget_seconds is None or self.budget_seconds > 0,
+             f"budget_seconds must be positive, but got budget_seconds={self.budget_seconds}."),
             (0 < self.val_fraction < 1,
              f"val_fraction must be between 0 and 1, but got val_fraction={self.val_fraction}."),
             (self.device in DEVICES,
@@ -225,6 +264,11 @@ class SearchConfig:
         values = {k.replace("-", "_"): v for k, v in values.items()}
         values.update(overrides)
         return cls.from_mapping(values, source=str(path))
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the splits: ``split_seed`` when set, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def replace(self, **changes: Any) -> SearchConfig:
         return dataclasses.replace(self, **changes)

@@ -82,9 +82,15 @@ def examples_of(split: Any, modality: str) -> list[Any]:
 def batches_of_inputs(split: Any, backbone: Backbone, *, batch_size: int,
                       order: torch.Tensor | None = None, train: bool = False,
                       augment: bool = False, num_workers: int = 0,
-                      uniform: bool = False) -> Iterator[Tree]:
+                      uniform: bool = False,
+                      generator: torch.Generator | None = None) -> Iterator[Tree]:
     """Preprocessed input batches of ``split`` in ``order`` (default: as stored); ``uniform``
-    gives every text batch the same padded length so the batches concatenate."""
+    gives every text batch the same padded length so the batches concatenate.
+
+    The DataLoader draws its workers' base seed from ``generator`` (default: a fresh one), never
+    from the global RNG, so streaming inputs leaves a trial's dropout masks where they would be
+    with cached inputs. Augmentation in the main process still draws from the global RNG.
+    """
     indices = list(range(len(split))) if order is None else order.tolist()
     prep = backbone.preprocessing
     if isinstance(prep, TextPreprocessing):
@@ -98,6 +104,7 @@ def batches_of_inputs(split: Any, backbone: Backbone, *, batch_size: int,
     dataset = _ImageRows(split, transform)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=indices, num_workers=num_workers,
+        generator=generator if generator is not None else torch.Generator(),
     )
     yield from loader
 

@@ -26,7 +26,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from autotl import hookspecs
 from autotl.errors import PluginError
-from autotl.registry import BackboneSpec, DatasetSpec, HeadSpec, Registry, StrategySpec
+from autotl.registry import (
+    PLURALS,
+    BackboneSpec,
+    DatasetSpec,
+    HeadSpec,
+    Registry,
+    StrategySpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -278,9 +285,7 @@ class Plugins:
 
     def registry(self, kind: str) -> Registry[Any]:
         """The registry for ``kind`` ('backbone', 'head', 'strategy' or 'dataset')."""
-        attr = {"backbone": "backbones", "head": "heads", "strategy": "strategies",
-                "dataset": "datasets"}[kind]
-        return getattr(self, attr)
+        return getattr(self, PLURALS[kind])
 
     def fill_all(self) -> None:
         """Run every registration hook (``autotl plugins`` shows what each plugin added)."""

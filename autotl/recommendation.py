@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from autotl.selection import Choice, Scored, choose
 
 STATES = ("complete", "pruned", "fail")
 
@@ -18,6 +21,8 @@ class Candidate:
     train_seconds: float
     trainable_params: int
     trial: int
+    origin: str = "sampled"
+    test_accuracy: float | None = None  # scored after selection; never used to choose
 
     def describe(self, n_groups: int | None = None) -> str:
         """``subset (first 4 of 8 layer groups frozen), lr 2.1e-03, linear head``."""
@@ -35,6 +40,10 @@ class Candidate:
         inner = f" ({'; '.join(details)})" if details else ""
         return f"{self.strategy}{inner}, lr {p['lr']:.1e}, {p.get('head', 'linear')} head"
 
+    def short(self) -> str:
+        """``trial 7 (subset)``, how the selection's words name a candidate."""
+        return f"trial {self.trial} ({self.strategy})"
+
 
 def _fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
@@ -42,7 +51,13 @@ def _fmt(value: Any) -> str:
 
 @dataclass
 class Recommendation:
-    """The answer of one study; ``to_dict()`` is ``recommendation.json``."""
+    """The answer of one study; ``to_dict()`` is ``recommendation.json``.
+
+    ``recommended`` is what :mod:`autotl.selection`'s rule chooses on validation accuracy:
+    the cheapest config within the noise of the best; ``cheapest_within_tolerance`` also gives
+    up ``tolerance``. ``selection`` says in words how the choice was made. Test accuracy,
+    where the data has a test split, is scored afterwards and never used to choose.
+    """
 
     dataset: dict[str, Any]
     backbone: str
@@ -58,10 +73,31 @@ class Recommendation:
     out: str
     cache: dict[str, Any] | None = None
     best_model: str | None = None
+    selection: str = ""
+    chosen_by: str = "validation accuracy"
+    origins: dict[str, int] = field(default_factory=dict)
+    prior: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def named_trials(self) -> list[int]:
+        """Trials the recommendation names: recommended, cheapest within tolerance, and each
+        strategy's representative (the ones whose models are kept and test-scored)."""
+        numbers = [c.trial for c in (self.recommended, self.cheapest_within_tolerance) if c]
+        numbers += [s["trial"] for s in self.per_strategy if s.get("trial") is not None]
+        return list(dict.fromkeys(numbers))
+
+    def attach_test_scores(self, scores: dict[int, float], n_test: int) -> None:
+        """Test accuracy beside validation accuracy for every named trial that has one."""
+        self.dataset["n_test"] = n_test
+        for candidate in (self.recommended, self.cheapest_within_tolerance):
+            if candidate is not None:
+                candidate.test_accuracy = scores.get(candidate.trial)
+        for entry in self.per_strategy:
+            if entry.get("trial") is not None:
+                entry["test_accuracy"] = scores.get(entry["trial"])
 
     def summary(self) -> str:
         """The recommendation in a few sentences."""
@@ -72,22 +108,29 @@ class Recommendation:
             return (f"No trial of study {self.study!r} completed, so there is nothing to "
                     f"recommend yet; see {self.out}/trials.csv for the errors.")
         best = self.recommended
+        test = (f", test accuracy {best.test_accuracy:.3f} on {d.get('n_test')} held-out rows"
+                if best.test_accuracy is not None else "")
         lines = [
             f"For {d['name']} at {size} ({d['n_classes']} classes) with {self.backbone}: "
             f"use {best.describe(self.n_groups)} — validation accuracy {best.val_accuracy:.3f} "
-            f"({best.train_seconds:.1f} s to train, {best.trainable_params:,} trainable "
-            "parameters).",
+            f"(chose it){test}; {best.train_seconds:.1f} s to train, "
+            f"{best.trainable_params:,} trainable parameters.",
         ]
+        if self.selection:
+            lines.append(self.selection)
         cheap = self.cheapest_within_tolerance
         if cheap is not None and cheap.trial != best.trial:
             lines.append(
-                f"Cheapest within {self.tolerance:.3f} of it: {cheap.describe(self.n_groups)} — "
-                f"{cheap.val_accuracy:.3f} in {cheap.train_seconds:.1f} s with "
-                f"{cheap.trainable_params:,} trainable parameters."
+                f"Cheaper still if you give up {self.tolerance:.3f} more accuracy: "
+                f"{cheap.describe(self.n_groups)} — validation {cheap.val_accuracy:.3f} in "
+                f"{cheap.train_seconds:.1f} s with {cheap.trainable_params:,} trainable "
+                "parameters."
             )
-        ranking = ", ".join(f"{s['strategy']} {s['best_val_accuracy']:.3f}"
-                            for s in self.per_strategy if s["best_val_accuracy"] is not None)
-        lines.append(f"Best of each strategy: {ranking}. {self.n_trials} trials "
+        ranking = ", ".join(
+            f"{s['strategy']} {s['val_accuracy']:.3f}"
+            + (f" (test {s['test_accuracy']:.3f})" if s.get("test_accuracy") is not None else "")
+            for s in self.per_strategy if s["val_accuracy"] is not None)
+        lines.append(f"Each strategy's pick (validation): {ranking}. {self.n_trials} trials "
                      f"({_states_text(self.trial_states)}); results in {self.out}.")
         return "\n".join(lines)
 
@@ -112,25 +155,23 @@ def candidate_from_trial(trial: Any) -> Candidate:
         train_seconds=float(trial.user_attrs.get("train_seconds", float("nan"))),
         trainable_params=int(trial.user_attrs.get("trainable_params", 0)),
         trial=trial.number,
+        origin=str(trial.user_attrs.get("origin", "sampled")),
     )
 
 
-def rank_key(accuracy: float, seconds: float, trainable_params: int) -> tuple[float, ...]:
-    """Order of merit: accuracy, then fewer seconds, then fewer trainable parameters."""
-    return (accuracy, -seconds, -trainable_params)
+def scored_from_trial(trial: Any, n_val: int) -> Scored:
+    """A completed trial as the selection rule sees it."""
+    seconds = trial.user_attrs.get("train_seconds")
+    return Scored(key=trial.number, label=f"trial {trial.number} ({trial.params['strategy']})",
+                  accuracy=float(trial.value), n=n_val,
+                  seconds=float(seconds) if seconds is not None else math.inf,
+                  trainable_params=int(trial.user_attrs.get("trainable_params", 0)),
+                  correct=trial.user_attrs.get("val_correct"))
 
 
-def pick(candidates: list[Candidate], tolerance: float) -> tuple[Candidate | None,
-                                                                 Candidate | None]:
-    """The most accurate candidate (ties: cheaper first), and the cheapest in seconds (then
-    in trainable parameters) whose accuracy is within ``tolerance`` of it."""
-    if not candidates:
-        return None, None
-    best = max(candidates, key=lambda c: rank_key(c.val_accuracy, c.train_seconds,
-                                                  c.trainable_params))
-    close = [c for c in candidates if c.val_accuracy >= best.val_accuracy - tolerance - 1e-12]
-    cheapest = min(close, key=lambda c: (c.train_seconds, c.trainable_params))
-    return best, cheapest
+def select(trials: list[Any], n_val: int, tolerance: float = 0.0) -> Choice | None:
+    """The selection rule over completed trials."""
+    return choose([scored_from_trial(t, n_val) for t in trials], tolerance=tolerance)
 
 
 def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trainer: Any,
@@ -142,25 +183,40 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
                                  optuna.trial.TrialState.RUNNING)]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE
                 and t.value is not None]
-    candidates = [candidate_from_trial(t) for t in complete]
-    best, cheapest = pick(candidates, config.tolerance)
+    n_val = len(prep.val)
+    by_number = {t.number: t for t in complete}
+    choice = select(complete, n_val)
+    within = select(complete, n_val, config.tolerance)
+    best = candidate_from_trial(by_number[choice.chosen.key]) if choice else None
+    cheapest = candidate_from_trial(by_number[within.chosen.key]) if within else None
     per_strategy = []
     for name in prep.strategies:
-        own = [c for c in candidates if c.strategy == name]
-        top = max(own, key=lambda c: c.val_accuracy) if own else None
+        own = [t for t in complete if t.params.get("strategy") == name]
+        pick = select(own, n_val)
+        top = candidate_from_trial(by_number[pick.chosen.key]) if pick else None
+        started = [t for t in trials if t.params.get("strategy") == name]
         per_strategy.append({
             "strategy": name,
-            "best_val_accuracy": top.val_accuracy if top else None,
-            "n_trials": sum(1 for t in trials if t.params.get("strategy") == name),
+            "val_accuracy": top.val_accuracy if top else None,
+            "test_accuracy": None,
+            "trial": top.trial if top else None,
+            "max_val_accuracy": max((t.value for t in own), default=None),
+            "n_trials": len(started),
             "n_complete": len(own),
-            "best_params": top.params if top else None,
-            "best_train_seconds": top.train_seconds if top else None,
-            "best_trainable_params": top.trainable_params if top else None,
+            "n_sampled": sum(1 for t in started if t.user_attrs.get("origin") == "sampled"),
+            "params": top.params if top else None,
+            "train_seconds": top.train_seconds if top else None,
+            "trainable_params": top.trainable_params if top else None,
+            "selection": pick.describe() if pick else None,
         })
-    per_strategy.sort(key=lambda s: -(s["best_val_accuracy"] or -1))
+    per_strategy.sort(key=lambda s: -(s["val_accuracy"] if s["val_accuracy"] is not None
+                                      else -1))
     states = {s: 0 for s in STATES}
+    origins: dict[str, int] = {}
     for t in trials:
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+        origin = str(t.user_attrs.get("origin", "sampled"))
+        origins[origin] = origins.get(origin, 0) + 1
     cache = None
     if cache_stats is not None:
         cache = cache_stats.as_dict()
@@ -169,7 +225,8 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
             "name": prep.data.name,
             "modality": prep.data.modality,
             "n_train": len(prep.train),
-            "n_val": len(prep.val),
+            "n_val": n_val,
+            "n_test": len(prep.test) if getattr(prep, "test", None) is not None else 0,
             "n_classes": len(prep.data.class_names),
             "n_per_class": config.n_per_class,
             "class_names": list(prep.data.class_names),
@@ -186,5 +243,8 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
         n_groups=backbone.n_groups,
         out=str(config.out),
         cache=cache,
-        best_model=str(config.out / "best_model") if best else None,
+        best_model=None,
+        selection=choice.describe() if choice else "",
+        origins=origins,
+        prior=study.user_attrs.get("prior"),
     )

@@ -191,6 +191,10 @@ class Namespace:
 
 S = TypeVar("S", BackboneSpec, HeadSpec, StrategySpec, DatasetSpec)
 
+# The plural is also the ``autotl list`` argument, so error messages can suggest the command.
+PLURALS = {"backbone": "backbones", "head": "heads", "strategy": "strategies",
+           "dataset": "datasets"}
+
 
 class Registry(Generic[S]):
     """Named specs of one kind, filled by plugins through a ``autotl_register_*`` hook.
@@ -201,6 +205,7 @@ class Registry(Generic[S]):
 
     def __init__(self, kind: str, spec_type: type[S]) -> None:
         self.kind = kind
+        self.plural = PLURALS.get(kind, f"{kind}s")
         self.spec_type = spec_type
         self._specs: dict[str, S] = {}
         self._namespaces: dict[str, Namespace] = {}
@@ -300,12 +305,12 @@ class Registry(Generic[S]):
         elif ":" in name and close_ns:
             msg += f" Did you mean the namespace '{close_ns[0]}:'?"
         known = ", ".join(self._specs) or "none"
-        msg += f" Registered {self.kind}s: {known}."
+        msg += f" Registered {self.plural}: {known}."
         if self._namespaces:
             msg += " Open namespaces: " + "; ".join(
                 f"{p}:<id> ({ns.description})" for p, ns in self._namespaces.items()
             ) + "."
-        msg += f" `autotl list {self.kind}s` shows them all."
+        msg += f" `autotl list {self.plural}` shows them all."
         return msg
 
     def names(self, pattern: str = "*") -> list[str]:

@@ -16,8 +16,9 @@ from autotl.recommendation import Recommendation
 
 log = logging.getLogger(__name__)
 
-TRIAL_COLUMNS = ["number", "state", "strategy", "val_accuracy", "train_seconds",
-                 "trainable_params", "total_params", "frozen_depth", "cached_depth", "steps"]
+TRIAL_COLUMNS = ["number", "state", "origin", "strategy", "val_accuracy", "test_accuracy",
+                 "train_seconds", "eval_seconds", "trainable_params", "total_params",
+                 "frozen_depth", "cached_depth", "steps", "device"]
 
 
 def write_outputs(recommendation: Recommendation, study: Any, out: Path) -> None:
@@ -38,6 +39,9 @@ def _write(path: Path, text: str) -> None:
 
 def trial_rows(study: Any) -> list[dict[str, Any]]:
     """One flat row per trial: measurements, then every parameter, then any error."""
+    from autotl.study import stored_test_scores
+
+    tests = stored_test_scores(study)
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.state.name == "WAITING":  # queued configs (known-good, retries) not started yet
@@ -46,10 +50,12 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "number": t.number,
             "state": t.state.name.lower(),
+            "origin": attrs.get("origin", "sampled"),
             "strategy": t.params.get("strategy", ""),
             "val_accuracy": t.value,
-            **{k: attrs.get(k) for k in TRIAL_COLUMNS[4:]},
+            **{k: attrs.get(k) for k in TRIAL_COLUMNS[5:]},
         }
+        row["test_accuracy"] = tests.get(t.number, {}).get("accuracy")
         strategy = row["strategy"]
         for key, value in sorted(t.params.items()):
             if key != "strategy":
@@ -84,14 +90,8 @@ def _why(rec: Recommendation) -> list[str]:
     best = rec.recommended
     if best is None:
         return reasons
-    ranked = [s for s in rec.per_strategy if s["best_val_accuracy"] is not None]
-    if len(ranked) > 1:
-        runner = next(s for s in ranked if s["strategy"] != best.strategy) if any(
-            s["strategy"] != best.strategy for s in ranked) else None
-        if runner:
-            gap = best.val_accuracy - runner["best_val_accuracy"]
-            reasons.append(f"{best.strategy} beat the next strategy, {runner['strategy']}, by "
-                           f"{gap:.3f} validation accuracy.")
+    if rec.selection:
+        reasons.append(rec.selection)
     missing = [s["strategy"] for s in rec.per_strategy if s["n_complete"] == 0]
     if missing:
         reasons.append("No completed trial for " + ", ".join(missing)
@@ -99,14 +99,27 @@ def _why(rec: Recommendation) -> list[str]:
     cheap = rec.cheapest_within_tolerance
     if cheap and cheap.trial != best.trial and best.train_seconds > 0:
         reasons.append(
-            f"Within {rec.tolerance:.3f} accuracy, {cheap.strategy} trains "
+            f"Giving up {rec.tolerance:.3f} more accuracy, {cheap.short()} trains "
             f"{best.train_seconds / max(cheap.train_seconds, 1e-9):.1f}× faster and adapts "
             f"{cheap.trainable_params:,} instead of {best.trainable_params:,} parameters."
         )
     n_val = rec.dataset["n_val"]
     noise = math.sqrt(0.25 / max(n_val, 1))
     reasons.append(f"With {n_val} validation examples, one standard error of an accuracy is up "
-                   f"to {noise:.3f}; differences smaller than that are noise.")
+                   f"to {noise:.3f}. Validation accuracy chose the config, so it is optimistic"
+                   + (f"; the {rec.dataset.get('n_test')} test rows were scored only after."
+                      if best.test_accuracy is not None else
+                      "; the data has no test split (use --test-fraction for one)."))
+    if rec.origins:
+        reasons.append("Where the trials came from: " + ", ".join(
+            f"{n} {o}" for o, n in sorted(rec.origins.items())) + ".")
+    if rec.prior:
+        p = rec.prior
+        left = (f", {p['left_out_own_data']} records of this dataset left out"
+                if p.get("left_out_own_data") else "")
+        reasons.append(f"Prior: {p['used']} of {p['records']} records used{left}"
+                       + (f" (from {', '.join(p['sources'])})" if p.get("sources") else "")
+                       + ".")
     if rec.cache and (rec.cache.get("hits") or rec.cache.get("misses")):
         c = rec.cache
         reasons.append(f"Activation cache: {c['hits']} hits, {c['misses']} computed, "
@@ -114,26 +127,36 @@ def _why(rec: Recommendation) -> list[str]:
     return reasons
 
 
+def _acc(value: Any) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
     lines = [f"# autotl report: {rec.study}", "", rec.summary(), "", "## Per strategy", "",
-             "| strategy | best val accuracy | trials (complete) | train s | trainable params "
-             "| best params |",
-             "|---|---|---|---|---|---|"]
+             "Each strategy's pick by the same rule as the recommendation (validation "
+             "accuracy chose it; test accuracy scored after). 'max val' is the highest "
+             "validation accuracy of any of its trials, which is biased upward.", "",
+             "| strategy | val accuracy | test accuracy | max val | trials (complete, "
+             "sampled) | train s | trainable params | params |",
+             "|---|---|---|---|---|---|---|---|"]
     for s in rec.per_strategy:
-        acc = "–" if s["best_val_accuracy"] is None else f"{s['best_val_accuracy']:.3f}"
-        secs = "–" if s["best_train_seconds"] is None else f"{s['best_train_seconds']:.1f}"
-        params = "–" if s["best_trainable_params"] is None else f"{s['best_trainable_params']:,}"
-        best = "–" if not s["best_params"] else ", ".join(
-            f"{k}={_short(v)}" for k, v in s["best_params"].items())
-        lines.append(f"| {s['strategy']} | {acc} | {s['n_trials']} ({s['n_complete']}) | "
+        secs = "–" if s["train_seconds"] is None else f"{s['train_seconds']:.1f}"
+        params = "–" if s["trainable_params"] is None else f"{s['trainable_params']:,}"
+        best = "–" if not s["params"] else ", ".join(
+            f"{k}={_short(v)}" for k, v in s["params"].items())
+        lines.append(f"| {s['strategy']} | {_acc(s['val_accuracy'])} | "
+                     f"{_acc(s.get('test_accuracy'))} | {_acc(s['max_val_accuracy'])} | "
+                     f"{s['n_trials']} ({s['n_complete']}, {s['n_sampled']}) | "
                      f"{secs} | {params} | {best} |")
     lines += ["", "## Why", ""] + [f"- {r}" for r in _why(rec)]
     failed = [r for r in rows if r["state"] == "fail"]
     if failed:
         lines += ["", "## Failed trials", ""]
-        lines += [f"- trial {r['number']} ({r['strategy']}): {r['error']}" for r in failed]
+        lines += [f"- trial {r['number']} ({r['strategy'] or '?'}): {r['error']}"
+                  for r in failed]
     lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
-              f"{rec.dataset['n_val']} validation examples, {rec.dataset['n_classes']} classes. "
+              f"{rec.dataset['n_val']} validation / {rec.dataset.get('n_test', 0)} test "
+              f"examples, {rec.dataset['n_classes']} classes. "
               f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). Storage: "
               f"`{rec.storage}`, study `{rec.study}`.", ""]
     return "\n".join(lines)
@@ -147,17 +170,15 @@ def _short(value: Any) -> str:
 
 
 def _figure_png(draw: Any) -> str:
-    import matplotlib
+    """``draw(ax)`` rendered to a base64 PNG on a bare Figure: no pyplot, so the caller's
+    backend, style and open figures are left as they were (a notebook's among them)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
-    draw(ax)
+    fig = Figure(figsize=(6.4, 3.8), dpi=100)
+    draw(fig.add_subplot())
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -166,6 +187,8 @@ def _plots(rec: Recommendation, rows: list[dict[str, Any]]) -> list[tuple[str, s
     strategies = sorted({r["strategy"] for r in done})
     colors = {s: f"C{i}" for i, s in enumerate(strategies)}
 
+    # Not optuna.visualization.matplotlib.plot_optimization_history: it draws through pyplot
+    # and sets the ggplot style process-wide, and cannot colour points by strategy.
     def history(ax: Any) -> None:
         best, xs, ys = -1.0, [], []
         for r in done:
@@ -179,12 +202,13 @@ def _plots(rec: Recommendation, rows: list[dict[str, Any]]) -> list[tuple[str, s
         ax.set(xlabel="trial", ylabel="validation accuracy", title="Optimisation history")
 
     def per_strategy(ax: Any) -> None:
-        ranked = [s for s in rec.per_strategy if s["best_val_accuracy"] is not None]
-        ax.barh([s["strategy"] for s in ranked], [s["best_val_accuracy"] for s in ranked],
+        ranked = [s for s in rec.per_strategy if s["val_accuracy"] is not None]
+        ax.barh([s["strategy"] for s in ranked], [s["val_accuracy"] for s in ranked],
                 color=[colors.get(s["strategy"], "grey") for s in ranked])
-        low = min((s["best_val_accuracy"] for s in ranked), default=0)
+        low = min((s["val_accuracy"] for s in ranked), default=0)
         ax.set_xlim(max(0.0, low - 0.1), 1.0)
-        ax.set(xlabel="best validation accuracy", title="Best accuracy per strategy")
+        ax.set(xlabel="validation accuracy of each strategy's pick",
+               title="Each strategy's pick")
 
     def cost(key: str, label: str, log: bool) -> Any:
         def draw(ax: Any) -> None:
@@ -202,7 +226,7 @@ def _plots(rec: Recommendation, rows: list[dict[str, Any]]) -> list[tuple[str, s
         return []
     return [
         ("Optimisation history", _figure_png(history)),
-        ("Best accuracy per strategy", _figure_png(per_strategy)),
+        ("Each strategy's pick", _figure_png(per_strategy)),
         ("Accuracy against training seconds", _figure_png(cost("train_seconds",
                                                                "training seconds", False))),
         ("Accuracy against trainable parameters",
@@ -234,10 +258,13 @@ def html_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
     for title, png in _plots(rec, rows):
         parts += [f"<h2>{esc(title)}</h2>",
                   f"<img alt='{esc(title)}' src='data:image/png;base64,{png}'>"]
-    parts += ["<h2>Per strategy</h2>", _table(
-        ["strategy", "best val accuracy", "trials", "complete", "train s", "trainable params"],
-        [[s["strategy"], _cell(s["best_val_accuracy"]), s["n_trials"], s["n_complete"],
-          _cell(s["best_train_seconds"]), s["best_trainable_params"] or ""]
+    parts += ["<h2>Per strategy</h2>", "<p>Each strategy's pick by the recommendation's rule "
+              "(validation chose it; test scored after; max val is biased upward).</p>", _table(
+        ["strategy", "val accuracy", "test accuracy", "max val", "trials", "complete",
+         "sampled", "train s", "trainable params"],
+        [[s["strategy"], _cell(s["val_accuracy"]), _cell(s.get("test_accuracy")),
+          _cell(s["max_val_accuracy"]), s["n_trials"], s["n_complete"], s["n_sampled"],
+          _cell(s["train_seconds"]), s["trainable_params"] or ""]
          for s in rec.per_strategy])]
     columns = [c for c in TRIAL_COLUMNS if c != "total_params"]
     extra = sorted({k for r in rows for k in r if k not in TRIAL_COLUMNS and k != "error"})
@@ -262,43 +289,3 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>"
                    for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-# -- best model --------------------------------------------------------------------------------
-
-
-def save_best_model(out: Path, trial: Any, result: Any, prep: Any, backbone: Any) -> None:
-    """Save the trial's trained tensors as ``best_model/`` and as an Optuna artifact of the
-    trial (the artifact id is stored on the trial as ``model_artifact``)."""
-    import optuna
-    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-
-    from autotl.saved_model import WEIGHTS, save_model
-
-    if not result.best_state:
-        return
-    config = prep.config
-    manifest = {
-        "backbone": backbone.name,
-        "pretrained": config.pretrained,
-        "image_size": config.image_size,
-        "max_length": config.max_length if backbone.modality == "text" else None,
-        "modality": backbone.modality,
-        "strategy": result.plan.strategy,
-        "strategy_params": result.plan.strategy_params,
-        "head": result.plan.head,
-        "head_params": result.plan.head_params,
-        "class_names": list(prep.data.class_names),
-        "val_accuracy": result.val_accuracy,
-        "trial": trial.number,
-        "study": config.study,
-    }
-    folder = save_model(out / "best_model", result.best_state, manifest)
-    store_dir = out / "artifacts"
-    store_dir.mkdir(exist_ok=True)
-    try:
-        artifact_id = upload_artifact(study_or_trial=trial, file_path=str(folder / WEIGHTS),
-                                      artifact_store=FileSystemArtifactStore(str(store_dir)))
-        trial.set_user_attr("model_artifact", artifact_id)
-    except (OSError, optuna.exceptions.OptunaError) as exc:  # the copy in best_model/ remains
-        log.warning("could not store the model as an Optuna artifact: %s", exc)

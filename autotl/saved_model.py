@@ -7,7 +7,9 @@ backbone from its plugin, re-applies the strategy, and loads the saved tensors o
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -17,6 +19,8 @@ from typing import Any
 import torch
 
 from autotl.errors import AutoTLError
+
+log = logging.getLogger(__name__)
 
 FORMAT = 1
 WEIGHTS = "model.safetensors"
@@ -68,9 +72,14 @@ class LoadedModel:
 
 
 def load_model(path: str | os.PathLike[str], plugins: Any = None) -> LoadedModel:
-    """Load ``best_model/`` (or a run folder holding one) for prediction."""
+    """Load ``best_model/`` (or a run folder holding one) for prediction.
+
+    Refuses, rather than predicting with something else: a file that lacks a tensor the
+    strategy trains (it would stay at random init), and base weights whose digest differs
+    from the ones the model was trained on (a plugin update, other weights in a folder)."""
     from safetensors.torch import load_file
 
+    from autotl.backbones import build_backbone
     from autotl.models import TransferModel
     from autotl.plugins import load_plugins
 
@@ -82,7 +91,15 @@ def load_model(path: str | os.PathLike[str], plugins: Any = None) -> LoadedModel
                           "(a search's --out folder or its best_model/ subfolder).")
     manifest = json.loads((folder / MANIFEST).read_text())
     plugins = plugins or load_plugins()
-    backbone = plugins.backbones.get(manifest["backbone"]).build(manifest["pretrained"])
+    backbone = build_backbone(plugins.backbones.get(manifest["backbone"]),
+                              manifest["pretrained"])
+    stored_digest = manifest.get("base_weights_digest")
+    if stored_digest and backbone.weights_digest() != stored_digest:
+        raise AutoTLError(
+            f"{folder} was trained on {manifest['backbone']} weights with digest "
+            f"{stored_digest}, but the installed {manifest['backbone']} has digest "
+            f"{backbone.weights_digest()}: its plugin or weights changed since. Install the "
+            f"version it was trained with (see {MANIFEST}: 'plugins'), or run the search again.")
     if manifest.get("image_size") and backbone.modality == "image":
         backbone = replace(backbone, preprocessing=backbone.preprocessing.resized(
             manifest["image_size"]))
@@ -94,9 +111,105 @@ def load_model(path: str | os.PathLike[str], plugins: Any = None) -> LoadedModel
     model = TransferModel(backbone, head)
     plugins.strategies.get(manifest["strategy"]).apply(model, manifest["strategy_params"])
     state = load_file(str(folder / WEIGHTS))
+    trains = {name for name, p in model.named_parameters() if p.requires_grad}
+    missing = sorted(trains - set(state))
+    if missing:
+        raise AutoTLError(
+            f"{folder / WEIGHTS} lacks {len(missing)} tensor(s) that strategy "
+            f"{manifest['strategy']!r} trains (e.g. {missing[:3]}); loaded, they would keep "
+            "their untrained values. The file is incomplete or from another config: run the "
+            "search again.")
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:
         raise AutoTLError(f"{folder / WEIGHTS} holds tensors this model does not have: "
                           f"{result.unexpected_keys[:5]}; was it saved by another version?")
     model.eval()
     return LoadedModel(model=model, backbone=backbone, manifest=manifest)
+
+
+# -- a study's trained tensors -------------------------------------------------------------------
+
+STATE_ATTR = "state_artifact"
+
+
+def _store(out: Path) -> Any:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    (out / "artifacts").mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(out / "artifacts"))
+
+
+def keep_trial_state(trial: Any, trained: dict[str, torch.Tensor], out: Path) -> None:
+    """Keep a running trial's final trained tensors in the study's artifact store, so the
+    driver can save or score it once selection names it (its id: user attr
+    ``state_artifact``)."""
+    import optuna
+    from optuna.artifacts import upload_artifact
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"trial-{trial.number}.safetensors"
+        save_file({k: v.contiguous() for k, v in trained.items()}, str(path))
+        try:
+            artifact_id = upload_artifact(study_or_trial=trial, file_path=str(path),
+                                          artifact_store=_store(out))
+        except (OSError, optuna.exceptions.OptunaError) as exc:  # retrained if needed
+            log.warning("could not keep trial %d's trained tensors: %s", trial.number, exc)
+            return
+    trial.set_user_attr(STATE_ATTR, artifact_id)
+
+
+def load_trial_state(trial: Any, out: Path) -> dict[str, torch.Tensor] | None:
+    """A trial's kept tensors, or None when they were not kept (or were pruned)."""
+    from optuna.artifacts import download_artifact
+    from safetensors.torch import load_file
+
+    artifact_id = trial.user_attrs.get(STATE_ATTR)
+    if not artifact_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "state.safetensors"
+        try:
+            download_artifact(artifact_store=_store(out), artifact_id=artifact_id,
+                              file_path=str(path))
+        except Exception as exc:  # noqa: BLE001 — any store failure: fall back to retraining
+            log.info("trial %d's kept tensors are unavailable (%s)", trial.number, exc)
+            return None
+        return load_file(str(path))
+
+
+def prune_trial_states(study: Any, out: Path, keep: set[int]) -> None:
+    """Remove kept tensors of trials the selection no longer names, bounding the store."""
+    store = _store(out)
+    for trial in study.get_trials(deepcopy=False):
+        artifact_id = trial.user_attrs.get(STATE_ATTR)
+        if artifact_id and trial.number not in keep:
+            with contextlib.suppress(Exception):
+                store.remove(artifact_id)
+
+
+def save_best_model(out: Path, trial: Any, plan: Any, trained: dict[str, torch.Tensor],
+                    prep: Any, backbone: Any, recommendation: Any) -> Path:
+    """Write the recommended trial's trained tensors and how to rebuild them as
+    ``best_model/``."""
+    config = prep.config
+    recommended = recommendation.recommended
+    manifest = {
+        "backbone": backbone.name,
+        "pretrained": config.pretrained,
+        "base_weights_digest": backbone.weights_digest(),
+        "image_size": config.image_size,
+        "max_length": config.max_length if backbone.modality == "text" else None,
+        "modality": backbone.modality,
+        "strategy": plan.strategy,
+        "strategy_params": plan.strategy_params,
+        "head": plan.head,
+        "head_params": plan.head_params,
+        "class_names": list(prep.data.class_names),
+        "val_accuracy": trial.value,
+        "test_accuracy": recommended.test_accuracy if recommended else None,
+        "trial": trial.number,
+        "study": config.study,
+        "selection": recommendation.selection,
+    }
+    return save_model(out / "best_model", trained, manifest)

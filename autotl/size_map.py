@@ -18,6 +18,7 @@ from typing import Any
 
 from autotl.config import SearchConfig
 from autotl.errors import ConfigError
+from autotl.selection import Choice, Scored, choose
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,19 @@ def size_label(size: int | None) -> str:
 
 @dataclass
 class Measured:
-    """A strategy's best config at one size, with its accuracy over several seeds."""
+    """A strategy's pick at one size, trained again with fresh seeds and scored at the end of
+    its step budget. ``search_accuracy`` is the search's own value for it, reported apart: it
+    was selected as a maximum over trials and is biased upward."""
 
     strategy: str
     params: dict[str, Any]
     search_accuracy: float
-    accuracies: list[float]
+    accuracies: list[float]  # validation, one per fresh seed
     train_seconds: float
     trainable_params: int
     trial: int
+    test_accuracies: list[float] = field(default_factory=list)
+    correct: str | None = None  # validation outcomes, concatenated over the seeds
 
     @property
     def mean(self) -> float:
@@ -71,8 +76,27 @@ class Measured:
     def std(self) -> float:
         return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
 
+    @property
+    def test_mean(self) -> float | None:
+        return statistics.fmean(self.test_accuracies) if self.test_accuracies else None
+
+    @property
+    def test_std(self) -> float | None:
+        if not self.test_accuracies:
+            return None
+        return statistics.stdev(self.test_accuracies) if len(self.test_accuracies) > 1 else 0.0
+
+    def scored(self, n_val: int) -> Scored:
+        return Scored(key=self.strategy, label=self.strategy, accuracy=self.mean,
+                      n=n_val * len(self.accuracies), seconds=self.train_seconds,
+                      trainable_params=self.trainable_params, correct=self.correct)
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "mean": self.mean, "std": self.std, "seeds": len(self.accuracies)}
+        out = {**asdict(self), "mean": self.mean, "std": self.std,
+               "seeds": len(self.accuracies), "test_mean": self.test_mean,
+               "test_std": self.test_std}
+        out.pop("correct")
+        return out
 
 
 @dataclass
@@ -87,20 +111,27 @@ class SizeEntry:
     measured: list[Measured]
     n_groups: int
     logme: float | None = None
+    n_test: int = 0
 
     def ranked(self) -> list[Measured]:
         return sorted(self.measured, key=lambda m: (-m.mean, m.train_seconds))
 
+    def choice(self, tolerance: float = 0.0) -> Choice | None:
+        """The selection rule over the strategies' fresh-seed scores."""
+        return choose([m.scored(self.n_val) for m in self.measured], tolerance=tolerance,
+                      what="strategy")
+
     def best(self) -> Measured | None:
-        ranked = self.ranked()
-        return ranked[0] if ranked else None
+        """The winner at this size by the one selection rule (a tie goes to the cheaper)."""
+        choice = self.choice()
+        return self._by_name(choice.chosen.key) if choice else None
 
     def cheapest_within(self, tolerance: float) -> Measured | None:
-        best = self.best()
-        if best is None:
-            return None
-        close = [m for m in self.measured if m.mean >= best.mean - tolerance - 1e-12]
-        return min(close, key=lambda m: (m.train_seconds, m.trainable_params))
+        choice = self.choice(tolerance)
+        return self._by_name(choice.chosen.key) if choice else None
+
+    def _by_name(self, strategy: str) -> Measured:
+        return next(m for m in self.measured if m.strategy == strategy)
 
     def effective_per_class(self, n_classes: int) -> float:
         return float(self.n_per_class) if self.n_per_class else self.n_train / n_classes
@@ -120,6 +151,7 @@ class SizeMap:
     tolerance: float
     entries: list[SizeEntry] = field(default_factory=list)
     out: str = ""
+    budget: str = ""  # the step-budget rule, in words
 
     def crossovers(self) -> str:
         """Which strategy wins where, in words."""
@@ -149,20 +181,14 @@ class SizeMap:
         return "; ".join(parts) + "."
 
     def noise_notes(self) -> list[str]:
-        """Sizes where the winner's lead is inside the seed spread."""
+        """Sizes where the measurement could not separate the best strategies, and how the
+        tie was broken."""
         notes = []
         for entry in self.entries:
-            ranked = entry.ranked()
-            if len(ranked) < 2:
-                continue
-            first, second = ranked[0], ranked[1]
-            spread = max(first.std, second.std)
-            if first.mean - second.mean <= spread:
-                notes.append(
-                    f"at {size_label(entry.n_per_class)} per class, {first.strategy} "
-                    f"({first.mean:.3f}±{first.std:.3f}) and {second.strategy} "
-                    f"({second.mean:.3f}±{second.std:.3f}) are within one standard deviation"
-                )
+            choice = entry.choice()
+            if choice is not None and choice.is_tie:
+                notes.append(f"at {size_label(entry.n_per_class)} per class: "
+                             f"{choice.describe()}")
         return notes
 
     def summary(self) -> str:
@@ -180,11 +206,14 @@ class SizeMap:
                 "label": size_label(entry.n_per_class),
                 "n_train": entry.n_train,
                 "n_val": entry.n_val,
+                "n_test": entry.n_test,
                 "study": entry.study,
                 "out": entry.out,
                 "logme": entry.logme,
                 "n_groups": entry.n_groups,
                 "best": best.to_dict() if best else None,
+                "selection": (entry.choice().describe()  # type: ignore[union-attr]
+                              if entry.measured else None),
                 "cheapest_within_tolerance": cheapest.to_dict() if cheapest else None,
                 "per_strategy": [m.to_dict() for m in entry.ranked()],
             })
@@ -192,7 +221,8 @@ class SizeMap:
             "dataset": self.dataset, "modality": self.modality, "n_classes": self.n_classes,
             "backbone": self.backbone, "backbone_params": self.backbone_params,
             "strategies": self.strategies, "seeds": self.seeds, "tolerance": self.tolerance,
-            "crossovers": self.crossovers(), "noise": self.noise_notes(), "sizes": sizes,
+            "crossovers": self.crossovers(), "noise": self.noise_notes(),
+            "budget": self.budget, "sizes": sizes,
         }
 
 
@@ -203,6 +233,13 @@ def describe_winner(measured: Measured, n_groups: int) -> str:
     if "r" in measured.params:
         return f"{measured.strategy} (r={measured.params['r']})"
     return measured.strategy
+
+
+def budget_rule(config: SearchConfig) -> str:
+    """The step budget every trial gets, in words: the winner at a size depends on it."""
+    return (f"Every trial trains for clamp(ceil({config.epochs:g} epochs × training examples "
+            f"/ batch {config.batch_size}), {config.min_steps}, {config.max_steps}) optimizer "
+            "steps, the same rule for every strategy at every size.")
 
 
 def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any = None,
@@ -234,7 +271,7 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
                 n_classes=len(session.prep.data.class_names), backbone=session.backbone.name,
                 backbone_params=session.backbone.n_params,
                 strategies=list(session.prep.strategies), seeds=seeds,
-                tolerance=config.tolerance, out=str(out))
+                tolerance=config.tolerance, out=str(out), budget=budget_rule(config))
         size_map.entries.append(measure_rung(session, seeds))
         write_size_map(size_map, out)
         if session.interrupted:
@@ -244,53 +281,68 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
 
 
 def measure_rung(session: Any, seeds: int) -> SizeEntry:
-    """Each strategy's best completed trial, re-trained with ``seeds - 1`` new seeds; reruns
-    are stored as trials of ``<study>-seeds`` so a resumed ladder does not repeat them."""
+    """Each strategy's pick (the selection rule within the strategy), trained again with
+    ``seeds`` fresh seeds and scored at the end of the step budget — validation, and the test
+    split where there is one. The search's own value for the pick is kept apart. Reruns are
+    stored as trials of ``<study>-seeds`` so a resumed ladder does not repeat them."""
     import optuna
 
+    from autotl.recommendation import candidate_from_trial, select
+    from autotl.study import _quiet_optuna
+
     study = session.study
-    reruns = optuna.create_study(storage=session.config.storage, direction="maximize",
-                                 study_name=study.study_name + RERUN_STUDY_SUFFIX,
-                                 load_if_exists=True)
+    with _quiet_optuna():
+        reruns = optuna.create_study(storage=session.config.storage, direction="maximize",
+                                     study_name=study.study_name + RERUN_STUDY_SUFFIX,
+                                     load_if_exists=True)
     done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("seed")): t
             for t in reruns.get_trials(deepcopy=False)
             if t.state == optuna.trial.TrialState.COMPLETE}
     measured = []
     complete = [t for t in study.get_trials(deepcopy=False)
                 if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    n_val = len(session.prep.val)
+    has_test = session.prep.test is not None
     for strategy in session.prep.strategies:
         own = [t for t in complete if t.params.get("strategy") == strategy]
-        if not own:
+        pick = select(own, n_val)
+        if pick is None:
             continue
-        top = max(own, key=lambda t: (t.value, -t.user_attrs.get("train_seconds", 0)))
-        accuracies = [float(top.value)]
-        for i in range(1, seeds):
+        top = next(t for t in own if t.number == pick.chosen.key)
+        runs = []
+        for i in range(1, seeds + 1):
             seed = session.config.seed + SEED_STRIDE * i + top.number
             found = done.get((top.number, seed))
             if found is None:
-                result = session.rerun(dict(top.params), seed)
+                result, test = session.rerun(dict(top.params), seed)
+                attrs = {"source_trial": top.number, "seed": seed,
+                         "train_seconds": result.train_seconds,
+                         "val_correct": result.val_correct}
+                if test is not None:
+                    attrs.update(test_accuracy=test[0], test_correct=test[1])
                 found = optuna.trial.create_trial(
                     params=top.params, distributions=top.distributions,
-                    value=result.val_accuracy,
-                    user_attrs={"source_trial": top.number, "seed": seed,
-                                "train_seconds": result.train_seconds},
-                )
+                    value=result.val_accuracy, user_attrs=attrs)
                 reruns.add_trial(found)
-                log.info("  %s (trial %d) seed %d: %.3f", strategy, top.number, seed,
-                         result.val_accuracy)
-            accuracies.append(float(found.value))
-        from autotl.recommendation import candidate_from_trial
-
+                log.info("  %s (trial %d) seed %d: validation %.3f%s", strategy, top.number,
+                         seed, result.val_accuracy,
+                         f", test {test[0]:.3f}" if test is not None else "")
+            runs.append(found)
+        correct = [r.user_attrs.get("val_correct") for r in runs]
         candidate = candidate_from_trial(top)
         measured.append(Measured(
             strategy=strategy, params=candidate.params, search_accuracy=float(top.value),
-            accuracies=accuracies, train_seconds=candidate.train_seconds,
-            trainable_params=candidate.trainable_params, trial=top.number))
+            accuracies=[float(r.value) for r in runs],
+            train_seconds=statistics.fmean(r.user_attrs["train_seconds"] for r in runs),
+            trainable_params=candidate.trainable_params, trial=top.number,
+            test_accuracies=[float(r.user_attrs["test_accuracy"]) for r in runs
+                             if has_test and "test_accuracy" in r.user_attrs],
+            correct="".join(correct) if all(correct) else None))
     prep = session.prep
     return SizeEntry(n_per_class=session.config.n_per_class, n_train=len(prep.train),
-                     n_val=len(prep.val), study=study.study_name, out=str(session.out),
+                     n_val=n_val, study=study.study_name, out=str(session.out),
                      measured=measured, n_groups=session.backbone.n_groups,
-                     logme=session.logme())
+                     logme=session.logme(), n_test=len(prep.test) if has_test else 0)
 
 
 def write_size_map(size_map: SizeMap, out: Path) -> None:
@@ -307,26 +359,25 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     """Validation accuracy against examples per class, one line per strategy, error bars."""
     import io
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend stays as it is
 
     if not size_map.entries:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig = Figure(figsize=(6.4, 4.2), dpi=100)
+    ax = fig.add_subplot()
     for i, strategy in enumerate(size_map.strategies):
         xs, ys, errs = [], [], []
         for entry in size_map.entries:
             for m in entry.measured:
                 if m.strategy == strategy:
                     xs.append(entry.effective_per_class(size_map.n_classes))
-                    ys.append(m.mean)
-                    errs.append(m.std)
+                    ys.append(_headline(m)[0])
+                    errs.append(_headline(m)[1])
         if xs:
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=strategy, color=f"C{i}")
     ax.set_xscale("log")
-    ax.set(xlabel="training examples per class", ylabel="validation accuracy")
+    shown = "test" if any(e.n_test for e in size_map.entries) else "validation"
+    ax.set(xlabel="training examples per class", ylabel=f"{shown} accuracy")
     ax.set_title(f"{size_map.dataset} · {size_map.backbone}\naccuracy by size "
                  f"(mean ± sd over {size_map.seeds} seeds)", fontsize=10)
     ax.legend(fontsize=8)
@@ -334,25 +385,49 @@ def size_map_figure(size_map: SizeMap) -> bytes | None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
+
+
+def _headline(m: Measured) -> tuple[float, float]:
+    """What a size map shows for a strategy: test accuracy where there is a test split,
+    else validation accuracy of the fresh seeds."""
+    if m.test_mean is not None:
+        return m.test_mean, m.test_std or 0.0
+    return m.mean, m.std
+
+
+def _cell(m: Measured | None) -> str:
+    if m is None:
+        return "–"
+    val = f"val {m.mean:.3f} ± {m.std:.3f}; search {m.search_accuracy:.3f}"
+    if m.test_mean is not None:
+        return f"**{m.test_mean:.3f} ± {m.test_std:.3f}** ({val})"
+    return f"{m.mean:.3f} ± {m.std:.3f} (search {m.search_accuracy:.3f})"
+
+
+def _what_is_shown(size_map: SizeMap) -> str:
+    has_test = any(e.n_test for e in size_map.entries)
+    first = ("Test accuracy (mean ± sd over fresh seeds), in bold; validation beside it chose "
+             "the config and is optimistic" if has_test else
+             "Validation accuracy (mean ± sd over fresh seeds; the data has no test split, "
+             "pass --test-fraction for one); validation chose the config and is optimistic")
+    return (f"{first}. Each strategy's pick was trained again with {size_map.seeds} fresh "
+            "seeds and scored at the end of its step budget; 'search' is the search's own "
+            f"value for it, a maximum over trials and biased upward. {size_map.budget}")
 
 
 def size_map_markdown(size_map: SizeMap) -> str:
     lines = [f"# Strategy by size: {size_map.dataset} with {size_map.backbone}", "",
              size_map.crossovers(), ""]
     for note in size_map.noise_notes():
-        lines.append(f"- Note: {note}.")
+        lines.append(f"- Note: {note}")
     header = "| per class | " + " | ".join(size_map.strategies) + " | winner | cheapest within " \
         f"{size_map.tolerance} |"
-    lines += ["", f"Mean ± sd validation accuracy over {size_map.seeds} seeds of each "
-              "strategy's best config:", "", header,
+    lines += ["", _what_is_shown(size_map), "", header,
               "|" + "---|" * (len(size_map.strategies) + 3)]
     for entry in size_map.entries:
-        cells = []
-        for strategy in size_map.strategies:
-            m = next((m for m in entry.measured if m.strategy == strategy), None)
-            cells.append(f"{m.mean:.3f} ± {m.std:.3f}" if m else "–")
+        cells = [_cell(next((m for m in entry.measured if m.strategy == s), None))
+                 for s in size_map.strategies]
         best, cheap = entry.best(), entry.cheapest_within(size_map.tolerance)
         lines.append(f"| {size_label(entry.n_per_class)} | " + " | ".join(cells) + " | "
                      f"{describe_winner(best, entry.n_groups) if best else '–'} | "
@@ -373,7 +448,7 @@ def size_map_html(size_map: SizeMap, png: bytes | None) -> str:
         cells = [size_label(entry.n_per_class)]
         for strategy in size_map.strategies:
             m = next((m for m in entry.measured if m.strategy == strategy), None)
-            cells.append(f"{m.mean:.3f} ± {m.std:.3f}" if m else "–")
+            cells.append(_cell(m).replace("**", ""))
         best = entry.best()
         cells.append(describe_winner(best, entry.n_groups) if best else "–")
         rows.append(cells)
@@ -390,8 +465,7 @@ def size_map_html(size_map: SizeMap, png: bytes | None) -> str:
     if png:
         parts.append("<img alt='accuracy by size' src='data:image/png;base64,"
                      f"{base64.b64encode(png).decode()}'>")
-    parts += [f"<p>Mean ± sd validation accuracy over {size_map.seeds} seeds of each "
-              "strategy's best config.</p>",
+    parts += [f"<p>{esc(_what_is_shown(size_map))}</p>",
               _table(["per class", *size_map.strategies, "winner"], rows), "<h2>Each size</h2><ul>"]
     for entry in size_map.entries:
         link = f"{Path(entry.out).name}/report.html"

@@ -34,6 +34,7 @@ KNOWN_GOOD_WEIGHT_DECAY = 1e-4
 # Optuna fails it once its heartbeat is older than the grace period and we queue it again.
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
+MAX_RETRIES = 1
 _BACKBONES: dict[tuple[str, bool], Any] = {}  # pretrained weights, loaded once per process
 
 
@@ -70,10 +71,12 @@ class Prepared:
     strategies: dict[str, StrategySpec]
     heads: dict[str, HeadSpec]
     split_keys: dict[str, str]
-    # Strategies the user named (an inapplicable one is an error) rather than "all registered"
-    # (an inapplicable one is left out); and those left out, with why (see build_trainer).
+    test: Any = None  # scored once after selection; never an input to a choice
+    source_fingerprint: str = ""  # the data before any test rows were held out
+    left_out: dict[str, str] = field(default_factory=dict)  # strategy → why it does not apply
+    # Named in --strategies (an inapplicable one is an error) rather than taken from every
+    # registered strategy (an inapplicable one is left out); see keep_applicable_strategies.
     strategies_named: bool = False
-    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
@@ -96,9 +99,23 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C); its
+    log level is the caller's again afterwards."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     from autotl.cache import activation_key
-    from autotl.data import load_data, prepare_splits, select_classes
+    from autotl.data import hold_out_test, load_data, prepare_splits, select_classes
 
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
@@ -116,27 +133,33 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
                      label_column=config.label_column, image_column=config.image_column)
     if config.classes:
         data = select_classes(data, config.classes)
+    source_fingerprint = data.fingerprint
+    if config.test_fraction:
+        data = hold_out_test(data, config.test_fraction, config.data_seed)
     backbone_name = config.backbone or _default_backbone(data.modality, plugins)
     spec = plugins.backbones.get(backbone_name)
     if spec.modality != data.modality:
         raise ConfigError(
             f"backbone {spec.name!r} takes {spec.modality} input but {config.data!r} holds "
-            f"{data.modality}; pick a {data.modality} backbone (`autotl list backbones`)."
+            f"{data.modality} data; pick a backbone that takes {data.modality} input "
+            "(`autotl list backbones` shows each one's modality)."
         )
     train, val = prepare_splits(data, n_per_class=config.n_per_class,
-                                val_fraction=config.val_fraction, seed=config.seed)
+                                val_fraction=config.val_fraction, seed=config.data_seed)
     config = config.replace(backbone=spec.name, strategies=list(strategies),
                             heads=list(heads))
     # Validation never depends on n_per_class, so every rung of a size ladder shares its
-    # cached validation activations.
+    # cached validation activations. (data.fingerprint covers a held-out test fraction.)
     split_keys = {
-        "train": activation_key(data=data.fingerprint, split="train", seed=config.seed,
+        "train": activation_key(data=data.fingerprint, split="train", seed=config.data_seed,
                                 n_per_class=config.n_per_class,
                                 val_fraction=config.val_fraction),
-        "val": activation_key(data=data.fingerprint, split="val", seed=config.seed,
+        "val": activation_key(data=data.fingerprint, split="val", seed=config.data_seed,
                               val_fraction=config.val_fraction),
+        "test": activation_key(data=data.fingerprint, split="test"),
     }
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
+                    test=data.test, source_fingerprint=source_fingerprint,
                     strategies_named=named)
 
 
@@ -150,7 +173,9 @@ def load_backbone(spec: BackboneSpec, pretrained: bool) -> Any:
     key = (spec.name, pretrained)
     if key not in _BACKBONES:
         start = time.perf_counter()
-        _BACKBONES[key] = spec.build(pretrained)
+        from autotl.backbones import build_backbone
+
+        _BACKBONES[key] = build_backbone(spec, pretrained)
         log.info("loaded %s (%s) in %.1f s", spec.name,
                  "pretrained" if pretrained else "random init", time.perf_counter() - start)
     return _BACKBONES[key]
@@ -197,14 +222,17 @@ class Session:
         prep.config = config
         device = resolve_device(config.device)
 
-        # Optuna's per-trial failure warnings repeat ours (and dump a traceback on Ctrl-C).
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
         sampler = self.plugins.pm.hook.autotl_create_sampler(config=config)
-        pruner = self.plugins.pm.hook.autotl_create_pruner(config=config)
-        study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
-                                    direction="maximize", sampler=sampler, pruner=pruner,
-                                    load_if_exists=True)
-        _check_or_record_identity(study, config, prep)
+        pruner = (self.plugins.pm.hook.autotl_create_pruner(config=config) if config.prune
+                  else optuna.pruners.NopPruner())
+        with _quiet_optuna():
+            study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
+                                        direction="maximize", sampler=sampler, pruner=pruner,
+                                        load_if_exists=True)
+        # Which strategies apply needs the built backbone (loaded once per process), and the
+        # stored request records the strategies left out, so it is decided before the check.
+        keep_applicable_strategies(prep, configured_backbone(prep.backbone_spec, config))
+        check_or_record_request(study, config, prep, self.plugins)
 
         backbone, self.trainer, self.cache = build_trainer(prep, device)
         self.config, self.prep, self.study, self.backbone, self.out = (
@@ -212,7 +240,7 @@ class Session:
         if suggestions is None:
             suggestions = self.prior_suggestions()
         for params in suggestions:
-            study.enqueue_trial(params, skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs={"origin": "prior"}, skip_if_exists=True)
         enqueue_known_good(study, prep, backbone)
         log.info("study %s: %d train / %d val examples of %d classes, %s, %d steps per trial, "
                  "on %s; storage %s", study_name, len(prep.train), len(prep.val),
@@ -224,25 +252,40 @@ class Session:
                      study_name, len(finished))
 
     def prior_suggestions(self) -> list[dict[str, Any]]:
-        """The prior's top configs for this problem, as trial params to enqueue first."""
-        from autotl.prior import recommend, trial_params
+        """The prior's top configs for this problem, as trial params to enqueue first.
+
+        Records of the data being searched are left out (unless ``prior_own_data``): they
+        were chosen on these very validation rows, so enqueuing them would replay a past
+        selection rather than search."""
+        from autotl.prior import load_prior, recommend, trial_params
 
         config, prep = self.config, self.prep
         if config.prior == "none" or config.prior_top == 0:
             return []
+        records = load_prior(config.prior)
+        own = [r for r in records if is_own_record(r, prep)]
+        used = records if config.prior_own_data else [r for r in records if r not in own]
         n_classes = len(prep.data.class_names)
         suggestions = recommend(
             prep.data.modality, config.n_per_class or len(prep.train) / n_classes, n_classes,
             backbone=self.backbone.name, backbone_params=self.backbone.n_params,
-            logme=self.logme(), prior=config.prior, strategies=list(prep.strategies),
+            logme=self.logme(), prior=used, strategies=list(prep.strategies),
             top=config.prior_top)
         params = [trial_params(s, n_groups=self.backbone.n_groups,
                                lr_range=prep.strategies[s.strategy].lr_range,
                                heads=list(prep.heads)) for s in suggestions]
-        if params and "prior_suggestions" not in self.study.user_attrs:
-            self.study.set_user_attr("prior_suggestions", [s.to_dict() for s in suggestions])
-            log.info("prior (%s) suggests trying first: %s", config.prior,
-                     ", ".join(f"{s.strategy} ({s.score:.2f})" for s in suggestions))
+        if "prior" not in self.study.user_attrs:
+            sources = sorted({f"{r['dataset']} ({r.get('source', '?')})" for r in used})
+            self.study.set_user_attr("prior", {
+                "prior": str(config.prior), "records": len(records), "used": len(used),
+                "left_out_own_data": 0 if config.prior_own_data else len(own),
+                "sources": sources, "suggestions": [s.to_dict() for s in suggestions]})
+            if params:
+                log.info("prior (%s, %d of %d records%s) suggests trying first: %s",
+                         config.prior, len(used), len(records),
+                         "" if config.prior_own_data or not own
+                         else f"; {len(own)} of this dataset left out",
+                         ", ".join(f"{s.strategy} ({s.score:.2f})" for s in suggestions))
         return params
 
     def logme(self) -> float | None:
@@ -258,10 +301,14 @@ class Session:
                         len(prep.strategies), ", ".join(prep.strategies), len(prep.strategies))
         objective = Objective(self.trainer, prep, self.plugins, self.out, self.backbone)
         bar = _progress_bar(config, self.progress)
+        callbacks = [bar.callback]
+        if config.budget_seconds:
+            callbacks.append(_stop_at_budget(config.budget_seconds))
         try:
-            self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
-                                catch=(Exception,), callbacks=[bar.callback],
-                                gc_after_trial=True)
+            with _quiet_optuna():
+                self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
+                                    catch=(Exception,), callbacks=callbacks,
+                                    gc_after_trial=True)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
@@ -275,13 +322,72 @@ class Session:
         recommendation = build_recommendation(
             self.study, self.prep, self.config, self.backbone, self.trainer,
             cache_stats=self.cache.stats if self.cache else None)
+        named = self.finish_models(recommendation)
         write_outputs(recommendation, self.study, self.out)
+        from autotl.saved_model import prune_trial_states
+
+        prune_trial_states(self.study, self.out, keep=named)
         return recommendation
 
-    def rerun(self, params: dict[str, Any], seed: int) -> Any:
-        """Train the config ``params`` (a trial's Optuna params) again with another seed."""
+    def finish_models(self, recommendation: Any) -> set[int]:
+        """After selection: score the test split once — never an input to a choice — for the
+        trials the recommendation names (with ``score_test='all'`` trials scored themselves
+        as they finished), then write ``best_model/`` from the recommended trial. Returns the
+        trial numbers whose trained tensors stay in the artifact store."""
+        import optuna
+
+        from autotl.saved_model import save_best_model
+
+        named = recommendation.named_trials()
+        complete = {t.number: t for t in self.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+        if self.prep.test is not None:
+            scores = stored_test_scores(self.study)
+            for number in sorted(set(named) - set(scores)):
+                trial = complete[number]
+                plan = plan_from_params(trial.params, self.prep.strategies, self.prep.heads)
+                accuracy, correct = self.trainer.score(plan, self.trained_state(trial, plan),
+                                                       "test")
+                # A finished trial is read-only in Optuna; the study holds its test score.
+                self.study.set_user_attr(f"test:{number}",
+                                         {"accuracy": accuracy, "correct": correct})
+                scores[number] = {"accuracy": accuracy, "correct": correct}
+            recommendation.attach_test_scores(
+                {n: v["accuracy"] for n, v in scores.items()}, n_test=len(self.prep.test))
+        best = recommendation.recommended
+        if best is not None:
+            trial = complete[best.trial]
+            plan = plan_from_params(trial.params, self.prep.strategies, self.prep.heads)
+            save_best_model(self.out, trial, plan, self.trained_state(trial, plan), self.prep,
+                            self.backbone, recommendation)
+            recommendation.best_model = str(self.out / "best_model")
+        return set(named)
+
+    def trained_state(self, trial: Any, plan: Any) -> dict[str, Any]:
+        """A completed trial's final trained tensors: from the study's artifact store, or,
+        where they were not kept, trained again with the trial's own seed (the same tensors
+        on CPU; logged, since on a GPU the last bits can differ)."""
+        from autotl.saved_model import load_trial_state
+
+        state = load_trial_state(trial, self.out)
+        if state is not None:
+            return state
+        log.info("trial %d's trained tensors were not kept; training it again (seed %d)",
+                 trial.number, self.config.seed + trial.number)
+        result = self.trainer.run(plan, seed=self.config.seed + trial.number)
+        assert result.trained is not None
+        return result.trained
+
+    def rerun(self, params: dict[str, Any], seed: int) -> tuple[Any, tuple[float, str] | None]:
+        """Train the config ``params`` (a trial's Optuna params) again with another seed, to
+        the end of its budget; returns the result and, where there is a test split, its test
+        accuracy and per-row outcomes."""
         plan = plan_from_params(params, self.prep.strategies, self.prep.heads)
-        return self.trainer.run(plan, seed=seed)
+        result = self.trainer.run(plan, seed=seed)
+        test = None
+        if self.prep.test is not None and result.trained is not None:
+            test = self.trainer.score(plan, result.trained, "test")
+        return result, test
 
 
 def configured_backbone(spec: BackboneSpec, config: SearchConfig) -> Any:
@@ -308,7 +414,8 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
     config = prep.config
     cache = (ActivationCache(config.cache_dir or cache_root() / "activations",
                              config.cache_max_bytes) if config.cache else None)
-    trainer = Trainer(backbone, prep.train, prep.val, num_classes=len(prep.data.class_names),
+    trainer = Trainer(backbone, prep.train, prep.val, test=prep.test,
+                      num_classes=len(prep.data.class_names),
                       config=config, strategies=prep.strategies, heads=prep.heads,
                       split_keys=prep.split_keys, cache=cache, device=device)
     return backbone, trainer, cache
@@ -365,29 +472,86 @@ def describe_problem(config: SearchConfig, plugins: Plugins) -> dict[str, Any]:
             "logme": frozen_logme(trainer), "strategies": list(prep.strategies)}
 
 
-def _check_or_record_identity(study: Any, config: SearchConfig, prep: Prepared) -> None:
-    """A resumed study must be the same experiment; anything else would mix results."""
+REQUEST_VERSION = 1
+
+
+def build_request(config: SearchConfig, prep: Prepared, plugins: Plugins) -> dict[str, Any]:
+    """What a study was asked to do, stored on the study once: ``identity`` (what makes two
+    runs the same experiment; a resume must match it) and the other resolved settings."""
     identity = {
         "data": prep.data.name, "data_fingerprint": prep.data.fingerprint,
         "backbone": config.backbone, "n_per_class": config.n_per_class,
-        "val_fraction": config.val_fraction, "seed": config.seed,
+        "val_fraction": config.val_fraction, "test_fraction": config.test_fraction,
+        "seed": config.seed, "split_seed": config.data_seed,
         "image_size": config.image_size, "pretrained": config.pretrained,
         "classes": config.classes, "max_length": config.max_length, "augment": config.augment,
-        "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps],
+        "strategies": list(prep.strategies), "heads": list(prep.heads),
+        "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps,
+                   config.eval_points],
     }
-    stored = study.user_attrs.get("identity")
+    settings = {k: v for k, v in config.to_dict().items() if k not in identity}
+    return {"version": REQUEST_VERSION, "identity": identity, "settings": settings,
+            "left_out": dict(prep.left_out),
+            "plugins": {name: info.version for name, info in sorted(plugins.info.items())}}
+
+
+def check_or_record_request(study: Any, config: SearchConfig, prep: Prepared,
+                            plugins: Plugins) -> None:
+    """A resumed study must be the same experiment; anything else would mix results (and a
+    changed list of strategies or heads would break Optuna's fixed categorical choices), so
+    it is refused here, before any trial."""
+    request = build_request(config, prep, plugins)
+    stored = study.user_attrs.get("request")
+    if stored is None and "identity" in study.user_attrs:  # a study from before requests
+        stored = {"identity": study.user_attrs["identity"]}
     if stored is None:
-        study.set_user_attr("identity", identity)
+        study.set_user_attr("request", request)
         study.set_user_attr("class_names", prep.data.class_names)
         study.set_user_attr("modality", prep.data.modality)
         return
-    diff = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
+    before, now = stored.get("identity", {}), request["identity"]
+    diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
     if diff:
         detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in diff.items())
         raise ConfigError(
             f"study {study.study_name!r} in {config.storage} was run with other settings "
-            f"({detail}). Resume with the same settings, or pass another --study or --out."
+            f"({detail}). Resume it with the same settings, or start a new study with "
+            f"another --study name (or another --out)."
         )
+
+
+def stored_test_scores(study: Any) -> dict[int, dict[str, Any]]:
+    """Test scores by trial number: a trial's own (``score_test='all'``) or the study's
+    (scored after selection)."""
+    scores = {}
+    for trial in study.get_trials(deepcopy=False):
+        if "test_accuracy" in trial.user_attrs:
+            scores[trial.number] = {"accuracy": trial.user_attrs["test_accuracy"],
+                                    "correct": trial.user_attrs.get("test_correct")}
+    for key, value in study.user_attrs.items():
+        if key.startswith("test:"):
+            scores[int(key.removeprefix("test:"))] = value
+    return scores
+
+
+def is_own_record(record: dict[str, Any], prep: Prepared) -> bool:
+    """Whether a prior record was measured on the data being searched."""
+    fingerprint = record.get("data_fingerprint")
+    if fingerprint:
+        return fingerprint in (prep.source_fingerprint, prep.data.fingerprint)
+    return str(record.get("dataset")) == prep.data.name
+
+
+def _stop_at_budget(seconds: float) -> Any:
+    """An Optuna callback that stops the study once its trials' training seconds (complete,
+    pruned and failed alike: compute spent is spent) reach ``seconds``."""
+    def callback(study: Any, trial: Any) -> None:
+        spent = sum(t.user_attrs.get("train_seconds", 0.0)
+                    for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+        if spent >= seconds:
+            log.info("training budget of %.0f s spent (%.0f s); no new trials", seconds, spent)
+            study.stop()
+    return callback
 
 
 def suggest_plan(trial: Any, strategies: dict[str, StrategySpec], heads: dict[str, HeadSpec],
@@ -436,7 +600,8 @@ def enqueue_known_good(study: Any, prep: Prepared, backbone: Any) -> None:
             params = {"strategy": name, "head": head, "weight_decay": KNOWN_GOOD_WEIGHT_DECAY,
                       **head_params}
             params.update({f"{name}.{k}": v for k, v in known.items()})
-            study.enqueue_trial(params, skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs={"origin": "known-good"},
+                                skip_if_exists=True)
 
 
 def open_storage(url: str) -> Any:
@@ -454,11 +619,35 @@ def open_storage(url: str) -> Any:
 
 
 def _requeue_stale_trial(study: Any, trial: Any) -> None:
+    """Queue a dead process's trial again, once, marked ``retried``. (Optuna's
+    RetryFailedTrialCallback does the same but keeps the user attributes as they were, and a
+    running trial cannot read the system attributes where it notes the retry.)"""
     import optuna
 
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRIES:
+        log.warning("trial %d stopped without a result again; not retried (%d tries)",
+                    trial.number, len(history))
+        return
     log.warning("trial %d stopped without a result (its process was killed or crashed); "
                 "marked failed and queued again", trial.number)
-    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, trial)
+    study.add_trial(optuna.create_trial(
+        state=optuna.trial.TrialState.WAITING, params=trial.params,
+        distributions=trial.distributions,
+        user_attrs={**trial.user_attrs, "origin": "retried", "retry_of": trial.number},
+        system_attrs={**trial.system_attrs, "failed_trial": history[0],
+                      "retry_history": history}))
+
+
+#: Where a trial's config came from, as ``trials.csv`` and the report show it.
+ORIGINS = ("prior", "known-good", "sampled", "retried", "requeued")
+
+
+def trial_origin(trial: Any) -> str:
+    """``prior``/``known-good`` (enqueued), ``sampled``, ``retried`` (its process died and
+    the heartbeat queued it again) or ``requeued`` (interrupted by Ctrl-C); set when queued,
+    so a trial without one was drawn by the sampler."""
+    return str(trial.user_attrs.get("origin", "sampled"))
 
 
 class Objective:
@@ -477,54 +666,71 @@ class Objective:
 
         from autotl.training import TrialResult
 
-        plan = suggest_plan(trial, self.prep.strategies, self.prep.heads, self.backbone)
-        seed = self.prep.config.seed + trial.number
-
-        def should_stop(accuracy: float, checkpoint: int) -> bool:
-            trial.report(accuracy, checkpoint)
-            return trial.should_prune()
-
+        trial.set_user_attr("origin", trial_origin(trial))
+        plan = None
         try:
+            # Inside the try: an error while the trial is set up (a space that does not fit
+            # the stored study, a strategy that cannot apply) is recorded like any other.
+            plan = suggest_plan(trial, self.prep.strategies, self.prep.heads, self.backbone)
+            seed = self.prep.config.seed + trial.number
+
+            def should_stop(accuracy: float, checkpoint: int) -> bool:
+                trial.report(accuracy, checkpoint)
+                return trial.should_prune()
+
             result = self.trainer.run(plan, seed=seed, should_stop=should_stop)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error)
-            log.warning("trial %d (%s) failed: %s", trial.number, plan.strategy, error)
-            self._finished(TrialResult(plan=plan, state="failed", number=trial.number,
-                                       error=error))
+            what = plan.strategy if plan else trial.params.get("strategy", "setting up")
+            log.warning("trial %d (%s) failed: %s", trial.number, what, error)
+            if plan is not None:
+                self._finished(TrialResult(plan=plan, state="failed", number=trial.number,
+                                           error=error))
             raise
         except KeyboardInterrupt:
             # Optuna records the trial as failed; queue its config so a rerun measures it.
             trial.set_user_attr("error", "interrupted (Ctrl-C); queued again for the next run")
-            trial.study.enqueue_trial(trial.params)
+            trial.study.enqueue_trial(trial.params, user_attrs={"origin": "requeued"})
             raise
         result.number = trial.number
-        for key in ("train_seconds", "wall_seconds", "trainable_params", "total_params",
-                    "steps", "frozen_depth", "cached_depth", "history"):
+        for key in ("train_seconds", "eval_seconds", "wall_seconds", "trainable_params",
+                    "total_params", "steps", "frozen_depth", "cached_depth", "history",
+                    "val_correct"):
             trial.set_user_attr(key, getattr(result, key))
+        trial.set_user_attr("device", str(self.trainer.device))
         self._finished(result)
         if result.state == "pruned":
             raise optuna.TrialPruned(f"pruned at checkpoint {len(result.history)}")
-        assert result.val_accuracy is not None
-        if self._is_best(trial, result):
-            from autotl.report import save_best_model
+        assert result.val_accuracy is not None and result.trained is not None
+        if self.prep.config.score_test == "all" and self.prep.test is not None:
+            accuracy, correct = self.trainer.score(plan, result.trained, "test")
+            trial.set_user_attr("test_accuracy", accuracy)
+            trial.set_user_attr("test_correct", correct)
+        if self._may_be_chosen(trial, result):
+            from autotl.saved_model import keep_trial_state
 
-            save_best_model(self.out, trial, result, self.prep, self.backbone)
+            keep_trial_state(trial, result.trained, self.out)
         return result.val_accuracy
 
-    def _is_best(self, trial: Any, result: Any) -> bool:
-        """Whether this trial beats every completed one, in the order the recommendation
-        uses, so best_model/ always holds the recommended trial."""
+    def _may_be_chosen(self, trial: Any, result: Any) -> bool:
+        """Whether the selection rule could still name this trial (it ties its strategy's
+        leader within noise and tolerance), so its trained tensors are worth keeping."""
         import optuna
 
-        from autotl.recommendation import rank_key
+        from autotl.recommendation import scored_from_trial
+        from autotl.selection import Scored, choose
 
-        mine = rank_key(result.val_accuracy, result.train_seconds, result.trainable_params)
-        done = trial.study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-        return all(mine > rank_key(t.value if t.value is not None else -math.inf,
-                                   t.user_attrs.get("train_seconds", math.inf),
-                                   t.user_attrs.get("trainable_params", 0))
-                   for t in done if t.number != trial.number)
+        n_val = len(self.prep.val)
+        mine = Scored(key=trial.number, label=str(trial.number),
+                      accuracy=float(result.val_accuracy), n=n_val,
+                      seconds=result.train_seconds, trainable_params=result.trainable_params,
+                      correct=result.val_correct)
+        own = [scored_from_trial(t, n_val) for t in trial.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.params.get("strategy") == result.plan.strategy and t.number != trial.number]
+        choice = choose([*own, mine], tolerance=self.prep.config.tolerance)
+        return choice is not None and any(s.key == trial.number for s in choice.tied)
 
     def _finished(self, result: Any) -> None:
         self.plugins.call_each("autotl_trial_finished", result=result)

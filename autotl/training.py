@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import logging
 import math
 import time
@@ -80,7 +79,9 @@ class TrialResult:
     frozen_depth: int = 0
     cached_depth: int | None = None
     error: str | None = None
-    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    eval_seconds: float = 0.0  # validation passes, kept apart from train_seconds
+    val_correct: str | None = None  # per validation row at the end: '1' right, '0' wrong
+    trained: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # final tensors
 
 
 def resolve_device(name: str) -> torch.device:
@@ -108,6 +109,7 @@ class Trainer:
         train: Any,
         val: Any,
         *,
+        test: Any = None,
         num_classes: int,
         config: SearchConfig,
         strategies: dict[str, StrategySpec],
@@ -122,6 +124,7 @@ class Trainer:
             self.base.module.to(memory_format=torch.channels_last)
         self.train_split = train
         self.val_split = val
+        self.splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
         self.num_classes = num_classes
         self.config = config
         self.strategies = strategies
@@ -129,8 +132,8 @@ class Trainer:
         self.split_keys = split_keys
         self.cache = cache
         self.device = device
-        self.labels = {"train": torch.from_numpy(label_array(train)).long(),
-                       "val": torch.from_numpy(label_array(val)).long()}
+        self.labels = {name: torch.from_numpy(label_array(split)).long()
+                       for name, split in self.splits.items()}
         self.steps = steps_budget(len(train), config.batch_size, config.epochs,
                                   config.min_steps, config.max_steps)
         self._stages_ok: bool | None = None
@@ -144,14 +147,7 @@ class Trainer:
         (the pruner), and a ``True`` ends the trial as ``pruned``."""
         wall_start = time.perf_counter()
         torch.manual_seed(seed)
-        strategy = self.strategies[plan.strategy]
-        head_spec = self.heads[plan.head]
-        backbone = self.base.copy()
-        head = head_spec.build(backbone.feature_dim, self.num_classes, plan.head_params)
-        model = TransferModel(backbone, head)
-        strategy.apply(model, plan.strategy_params)
-        depth = min(max(int(strategy.frozen_depth(plan.strategy_params, self.base)), 0),
-                    self.base.n_groups)
+        model, depth = self.build_model(plan)
         counts = model.count_parameters()
         result = TrialResult(plan=plan, frozen_depth=depth, steps=self.steps,
                              trainable_params=counts["trainable"], total_params=counts["total"])
@@ -170,7 +166,8 @@ class Trainer:
         loop_start = time.perf_counter()
         self._train(model, plan, result, forward, seed,
                     train_acts if cached else None, val_acts if cached else None, should_stop)
-        result.train_seconds = time.perf_counter() - loop_start + activation_seconds
+        result.train_seconds = (time.perf_counter() - loop_start - result.eval_seconds
+                                + activation_seconds)
         result.wall_seconds = time.perf_counter() - wall_start
         return result
 
@@ -192,7 +189,6 @@ class Trainer:
                               for i in range(1, self.config.eval_points + 1)})
         batches = self._train_batches(train_acts, seed)
         model.train()
-        best = -1.0
         for step in range(1, self.steps + 1):
             inputs, labels = next(batches)
             with self._autocast():
@@ -207,24 +203,36 @@ class Trainer:
                     "high for this strategy)"
                 )
             if step in checkpoints:
-                accuracy = self.evaluate(model, result.cached_depth, val_acts)
+                # The trial's value is its accuracy at the end of the budget: a maximum over
+                # checkpoints would be one more selection on the validation rows, biased up.
+                eval_start = time.perf_counter()
+                correct = self.outcomes(model, result.cached_depth, val_acts)
+                result.eval_seconds += time.perf_counter() - eval_start
+                accuracy = int(correct.sum()) / len(correct) if len(correct) else 0.0
                 index = checkpoints.index(step)
                 result.history.append((step, accuracy))
-                if accuracy > best:
-                    best = accuracy
-                    result.best_state = _trained_state(model)
-                result.val_accuracy = best
-                if should_stop is not None and index < len(checkpoints) - 1 \
-                        and should_stop(accuracy, index):
+                result.val_accuracy = accuracy
+                if index == len(checkpoints) - 1:
+                    result.val_correct = correct_string(correct)
+                    result.trained = _trained_state(model)
+                elif should_stop is not None and should_stop(accuracy, index):
                     result.state = "pruned"
                     return
                 model.train()
 
+    def evaluate(self, model: TransferModel, depth: int | None, acts: Tree | None,
+                 split: str = "val") -> float:
+        """Accuracy on ``split`` (validation by default)."""
+        correct = self.outcomes(model, depth, acts, split)
+        return int(correct.sum()) / len(correct) if len(correct) else 0.0
+
     @torch.inference_mode()
-    def evaluate(self, model: TransferModel, depth: int | None, val_acts: Tree | None) -> float:
-        """Validation accuracy. Adapters are merged into a copy first, so evaluating a LoRA
-        model costs what the plain model costs (merging in place would perturb the frozen
-        weights by rounding on every unmerge)."""
+    def outcomes(self, model: TransferModel, depth: int | None, acts: Tree | None,
+                 split: str = "val") -> torch.Tensor:
+        """Whether each row of ``split`` is classified right, in the split's row order.
+        Adapters are merged into a copy first, so evaluating a LoRA model costs what the plain
+        model costs (merging in place would perturb the frozen weights by rounding on every
+        unmerge)."""
         if any(_is_adapter(m) for m in model.modules()):
             model = copy.deepcopy(model)
             for module in model.modules():
@@ -232,12 +240,51 @@ class Trainer:
                     module.merge()
         forward = self._forward_fn(model, depth)
         model.eval()
-        correct = 0
-        for inputs, labels in self._eval_batches(val_acts):
+        parts = []
+        for inputs, labels in self._eval_batches(acts, split):
             with self._autocast():
                 logits = forward(inputs)
-            correct += int((logits.argmax(-1) == labels).sum())
-        return correct / len(self.val_split)
+            parts.append((logits.argmax(-1) == labels).cpu())
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.bool)
+
+    def score(self, plan: TrialPlan, trained: dict[str, torch.Tensor],
+              split: str = "test") -> tuple[float, str]:
+        """Accuracy and per-row outcomes on ``split`` of the model ``plan`` trained into
+        ``trained`` (a trial's final tensors), without training anything."""
+        if split not in self.splits:
+            raise ValueError(f"no {split!r} split in this study; it has {list(self.splits)}")
+        model, depth = self.build_model(plan)
+        missing = [k for k in trained if k not in model.state_dict()]
+        if missing:
+            raise ValueError(f"trained tensors {missing[:3]} do not belong to {plan.strategy}")
+        model.load_state_dict(trained, strict=False)
+        acts, used = None, None
+        if self._cacheable():
+            used = depth if not (0 < depth < self.base.n_groups) or self._stages_verified() \
+                else 0
+            fetched = self._fetch(split, used)
+            acts = fetched[0] if fetched is not None else None
+            if acts is None:
+                used = None
+        model.to(self.device)
+        if self.base.is_cnn:
+            model.to(memory_format=torch.channels_last)
+        correct = self.outcomes(model, used, acts, split)
+        accuracy = int(correct.sum()) / len(correct) if len(correct) else 0.0
+        return accuracy, correct_string(correct)
+
+    def build_model(self, plan: TrialPlan) -> tuple[TransferModel, int]:
+        """A fresh copy of the pretrained backbone with ``plan``'s head and strategy applied,
+        and the number of leading layer groups the strategy leaves untouched."""
+        strategy = self.strategies[plan.strategy]
+        backbone = self.base.copy()
+        head = self.heads[plan.head].build(backbone.feature_dim, self.num_classes,
+                                           plan.head_params)
+        model = TransferModel(backbone, head)
+        strategy.apply(model, plan.strategy_params)
+        depth = min(max(int(strategy.frozen_depth(plan.strategy_params, self.base)), 0),
+                    self.base.n_groups)
+        return model, depth
 
     # -- batches -------------------------------------------------------------------------------
 
@@ -255,6 +302,9 @@ class Trainer:
         n = len(labels)
         size = min(self.config.batch_size, n)
         generator = torch.Generator().manual_seed(seed)
+        # The DataLoader's worker seeds follow the trial's seed from a generator of their own:
+        # a draw from ``generator`` would change an uncached trial's later epoch orders.
+        loader_generator = torch.Generator().manual_seed(seed)
         while True:
             order = torch.randperm(n, generator=generator)
             chunks = [order[i:i + size] for i in range(0, n - size + 1, size)]
@@ -266,14 +316,14 @@ class Trainer:
             stream = batches_of_inputs(
                 self.train_split, self.base, batch_size=size, order=torch.cat(chunks),
                 train=True, augment=self.config.augment, num_workers=self.config.num_workers,
+                generator=loader_generator,
             )
-            if not self.config.augment:  # random augmentation must advance the RNG
-                stream = _rng_neutral(stream)
             for idx, batch in zip(chunks, stream, strict=False):
                 yield self._to_device(batch), labels[idx].to(self.device)
 
-    def _eval_batches(self, acts: Tree | None) -> Iterator[tuple[Tree, torch.Tensor]]:
-        labels = self.labels["val"]
+    def _eval_batches(self, acts: Tree | None,
+                      split: str = "val") -> Iterator[tuple[Tree, torch.Tensor]]:
+        labels = self.labels[split]
         size = max(self.config.batch_size, 64)
         if acts is not None:
             for start in range(0, len(labels), size):
@@ -281,8 +331,8 @@ class Trainer:
                 yield (self._to_device(tree_map(lambda t, s=sl: t[s], acts)),
                        labels[sl].to(self.device))
             return
-        stream = _rng_neutral(batches_of_inputs(self.val_split, self.base, batch_size=size,
-                                                num_workers=self.config.num_workers))
+        stream = batches_of_inputs(self.splits[split], self.base, batch_size=size,
+                                   num_workers=self.config.num_workers)
         for start, batch in zip(range(0, len(labels), size), stream, strict=False):
             yield self._to_device(batch), labels[start:start + size].to(self.device)
 
@@ -340,35 +390,27 @@ class Trainer:
         return self.cache.fetch(key, lambda budget: self._compute(split, depth, budget), what)
 
     def _digest_weights(self) -> str:
-        """A digest of the backbone's weights, once per trainer. ``weights_id`` alone does not
-        identify them: a random initialisation (``…:random``) differs per process, and a local
-        folder keeps its name when its weights are saved again, so studies sharing the cache
-        directory would otherwise mix activations of different weights."""
+        """The base weights' digest (cache keys), computed once per trainer."""
         if self._weights_digest is None:
-            digest = hashlib.sha256()
-            for name, tensor in self.base.module.state_dict().items():
-                digest.update(name.encode())
-                digest.update(tensor.detach().reshape(-1).cpu().view(torch.uint8).numpy())
-            self._weights_digest = digest.hexdigest()[:16]
+            self._weights_digest = self.base.weights_digest()
         return self._weights_digest
 
     def _compute(self, split: str, depth: int, budget: int) -> tuple[Tree, float] | None:
-        data = self.train_split if split == "train" else self.val_split
+        data = self.splits[split]
         if depth == 0:
             if input_bytes_estimate(data, self.base) > budget:
                 return None
             start = time.perf_counter()
-            batches = list(_rng_neutral(batches_of_inputs(
-                data, self.base, batch_size=256, uniform=True,
-                num_workers=self.config.num_workers)))
+            batches = list(batches_of_inputs(data, self.base, batch_size=256, uniform=True,
+                                             num_workers=self.config.num_workers))
             return tree_cat(batches), time.perf_counter() - start
         inputs = self._fetch(split, 0)
         # An entry's cost includes the inputs it was computed from, hit or miss, so a trial's
         # train_seconds charge it what training from scratch would cost.
         input_seconds = inputs[1] if inputs is not None else 0.0
         start = time.perf_counter()
-        source = [inputs[0]] if inputs is not None else _rng_neutral(batches_of_inputs(
-            data, self.base, batch_size=256, uniform=True, num_workers=self.config.num_workers))
+        source = [inputs[0]] if inputs is not None else batches_of_inputs(
+            data, self.base, batch_size=256, uniform=True, num_workers=self.config.num_workers)
         outputs: list[Tree] = []
         for chunk in source:
             for lo in range(0, tree_len(chunk), 256):
@@ -409,7 +451,7 @@ class Trainer:
             self._stages_ok = False
             if stages is not None:
                 sample = self.val_split.select(range(min(4, len(self.val_split))))
-                batch = next(_rng_neutral(batches_of_inputs(sample, self.base, batch_size=4)))
+                batch = next(batches_of_inputs(sample, self.base, batch_size=4))
                 with torch.no_grad():
                     inputs = tree_map(lambda t: t.to(self.device), batch)
                     whole = (self.base.module(**inputs) if isinstance(inputs, dict)
@@ -425,30 +467,15 @@ class Trainer:
         return self._stages_ok
 
 
+def correct_string(correct: torch.Tensor) -> str:
+    """Per-row outcomes as a compact string ('1' right, '0' wrong), storable on a trial."""
+    return "".join("1" if c else "0" for c in correct.tolist())
+
+
 def warmup_fraction(steps: int) -> float:
     """The one-cycle schedule's warm-up share: 10 %, except where that is exactly one step
     (10 steps), on which torch's OneCycleLR divides by zero."""
     return 0.15 if math.isclose(0.1 * steps, 1.0) else 0.1
-
-
-def _rng_neutral(stream: Iterator[Tree]) -> Iterator[Tree]:
-    """``stream``, leaving torch's global RNG as each batch found it.
-
-    A DataLoader draws its base seed from the global RNG whenever it is iterated. Left alone,
-    that draw shifts the dropout masks of everything after it, so the same trial would train
-    differently with the cache off (inputs streamed), cold (computed) or warm (read). Only for
-    streams without random augmentation, whose draws must advance the RNG.
-    """
-    iterator = iter(stream)
-    while True:
-        state = torch.get_rng_state()
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        finally:
-            torch.set_rng_state(state)
-        yield batch
 
 
 def _is_adapter(module: nn.Module) -> bool:

@@ -7,6 +7,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 # Tiny models gain nothing from threads, and OpenMP's spinning threads make a busy 2-core
 # machine (CI) crawl; set before torch is imported, so subprocesses inherit it too.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -24,3 +26,17 @@ sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
 # The fixtures plugin authors get (tests/testing/test_fixtures.py checks them).
 pytest_plugins = ["autotl.testing.fixtures"]
+
+@pytest.fixture
+def user_globals():  # noqa: ANN201
+    """A notebook user's own matplotlib backend and Optuna log level, put back afterwards:
+    library code must leave both as it found them."""
+    import matplotlib
+    import optuna
+
+    backend, verbosity = matplotlib.get_backend(), optuna.logging.get_verbosity()
+    matplotlib.use("pdf")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    yield {"backend": "pdf", "optuna_verbosity": optuna.logging.WARNING}
+    matplotlib.use(backend)
+    optuna.logging.set_verbosity(verbosity)

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 import tiny_components
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import autotl
-from autotl.cache import ActivationCache
+from autotl.cache import ENTRY_FORMAT, ActivationCache
 from autotl.config import SearchConfig
 from autotl.plugins import Plugins, load_plugins
 from autotl.study import Prepared, configured_backbone, prepare, search
@@ -101,11 +103,11 @@ def _assert_same_training(a: TrialResult, b: TrialResult) -> None:
     assert [step for step, _ in a.history] == [step for step, _ in b.history]
     assert [acc for _, acc in a.history] == pytest.approx([acc for _, acc in b.history],
                                                           abs=1e-9)
-    assert a.best_state is not None and b.best_state is not None
-    assert set(a.best_state) == set(b.best_state)
-    assert any(name.startswith("head.") for name in a.best_state)
-    for name, tensor in a.best_state.items():
-        torch.testing.assert_close(tensor, b.best_state[name], atol=1e-4, rtol=0, msg=name)
+    assert a.trained is not None and b.trained is not None
+    assert set(a.trained) == set(b.trained)
+    assert any(name.startswith("head.") for name in a.trained)
+    for name, tensor in a.trained.items():
+        torch.testing.assert_close(tensor, b.trained[name], atol=1e-4, rtol=0, msg=name)
 
 
 # -- exactness -------------------------------------------------------------------------------------
@@ -231,9 +233,13 @@ def test_the_key_changes_with_the_weights(plugins: Plugins, tmp_path: Path) -> N
     keys = _keys(prep, tmp_path, backbone=backbone)
     renamed = _keys(prep, tmp_path, backbone=replace(backbone.copy(), weights_id="other"))
     assert set(renamed.values()).isdisjoint(keys.values())
-    # A random initialisation has the same weights_id in every build, but not the same weights.
+    # Weights saved again under the same weights_id (a local folder, a plugin update): the
+    # same name, other weights, other keys. The same weights rebuilt: the same keys.
     rebuilt = replace(tiny_cnn(), preprocessing=backbone.preprocessing)
     assert rebuilt.weights_id == backbone.weights_id
+    assert _keys(prep, tmp_path, backbone=rebuilt) == keys
+    with torch.no_grad():
+        next(rebuilt.module.parameters()).add_(1e-3)
     other_weights = _keys(prep, tmp_path, backbone=rebuilt)
     assert set(other_weights.values()).isdisjoint(keys.values())
 
@@ -259,7 +265,7 @@ def test_each_depth_has_its_own_key(plugins: Plugins, tmp_path: Path) -> None:
 
 # -- the byte bound and LRU eviction ---------------------------------------------------------------
 
-ENTRY = 1000  # float32 elements per test entry: 4000 bytes of data, 4128 as a .npy file
+ENTRY = 1000  # float32 elements per test entry: 4000 bytes of data, under 4128 on disk
 
 
 def _tree(value: float, n: int = ENTRY) -> torch.Tensor:
@@ -315,7 +321,7 @@ def test_disk_bytes_never_exceed_the_budget(tmp_path: Path) -> None:
 
 def test_an_entry_that_fits_the_data_budget_but_not_the_disk_is_not_written(
         tmp_path: Path) -> None:
-    cache = ActivationCache(tmp_path, max_bytes=4 * ENTRY)  # the .npy header does not fit
+    cache = ActivationCache(tmp_path, max_bytes=4 * ENTRY)  # the file's header does not fit
     compute = Counter()
     tree, _ = cache.fetch("a", compute("a", 1.0), "a")
     assert torch.equal(tree, _tree(1.0))
@@ -431,30 +437,88 @@ def test_a_second_study_reuses_the_cache_directory(plugins: Plugins, tmp_path: P
     assert second.cache["hits"] > 0 and second.cache["misses"] == 0
 
 
+# -- the on-disk format ----------------------------------------------------------------------------
+
+
+TREES = {
+    "image inputs": torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2),
+    "tokens": {"input_ids": torch.tensor([[2, 7, 3, 0]]), "attention_mask":
+               torch.tensor([[1, 1, 1, 0]]), "token_type_ids": torch.zeros(1, 4, dtype=torch.long)},
+    "hidden states and mask": (torch.randn(1, 4, 8).to(torch.bfloat16), torch.ones(1, 4)),
+}
+
+
+def _assert_same_tree(got: Any, want: Any) -> None:
+    assert type(got) is type(want)
+    if isinstance(want, torch.Tensor):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    elif isinstance(want, dict):
+        assert list(got) == list(want)
+        for key in want:
+            _assert_same_tree(got[key], want[key])
+    else:
+        assert len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            _assert_same_tree(g, w)
+
+
+@pytest.mark.parametrize("what", sorted(TREES))
+def test_an_entry_is_one_safetensors_file_that_keeps_the_tree(tmp_path: Path, what: str) -> None:
+    tree = TREES[what]
+    ActivationCache(tmp_path, BIG).fetch("k", lambda budget: (tree, 0.25), what)
+    assert sorted(p.name for p in (tmp_path / "k").iterdir()) == ["meta.json",
+                                                                  "tree.safetensors"]
+    with safe_open(tmp_path / "k" / "tree.safetensors", framework="pt") as f:
+        assert "structure" in f.metadata()
+    fresh = ActivationCache(tmp_path, BIG)
+    got, seconds = fresh.fetch("k", lambda budget: pytest.fail("recomputed"), what)
+    assert fresh.stats.hits == 1 and seconds == 0.25
+    _assert_same_tree(got, tree)
+
+
+def test_an_entry_in_an_older_format_is_recomputed_not_misread(tmp_path: Path) -> None:
+    """The npy-plus-JSON entries of format 1 hold the same key's data another way: a new
+    autotl must not take them for its own."""
+    import numpy as np
+
+    old = tmp_path / "k"
+    old.mkdir()
+    np.save(old / "leaf0.npy", np.full(3, 7.0, dtype=np.float32))
+    (old / "meta.json").write_text(json.dumps({"structure": {"leaf": 0}, "bytes": 140,
+                                               "compute_seconds": 0.5}))
+    compute = Counter()
+    cache = ActivationCache(tmp_path, BIG)
+    tree, _ = cache.fetch("k", compute("k", 1.0, 3), "k")
+    assert compute.calls == ["k"] and torch.equal(tree, _tree(1.0, 3))
+    assert json.loads((old / "meta.json").read_text())["format"] == ENTRY_FORMAT
+    assert not (old / "leaf0.npy").exists()
+
+
 # -- a damaged cache directory ---------------------------------------------------------------------
 
 
 def _damage(entry: Path, how: str) -> None:
-    leaf = entry / "leaf0.npy"
-    if how == "empty leaf":
-        leaf.write_bytes(b"")
-    elif how == "truncated leaf":
-        leaf.write_bytes(leaf.read_bytes()[:200])
-    elif how == "missing leaf":
-        leaf.unlink()
-    elif how == "garbage leaf":
-        leaf.write_bytes(b"not a numpy file at all" * 10)
+    data = entry / "tree.safetensors"
+    if how == "empty file":
+        data.write_bytes(b"")
+    elif how == "truncated file":
+        data.write_bytes(data.read_bytes()[:200])
+    elif how == "missing file":
+        data.unlink()
+    elif how == "garbage file":
+        data.write_bytes(b"not a safetensors file at all" * 10)
     elif how == "bad meta":
         (entry / "meta.json").write_text("{not json")
-    elif how == "meta without structure":
-        (entry / "meta.json").write_text(json.dumps({"bytes": 1, "compute_seconds": 0}))
-    elif how == "meta of the wrong shape":
-        (entry / "meta.json").write_text(json.dumps({"structure": [1], "bytes": 1,
-                                                     "compute_seconds": 0}))
+    elif how == "meta without its seconds":
+        (entry / "meta.json").write_text(json.dumps({"format": ENTRY_FORMAT, "bytes": 1}))
+    elif how == "tree of the wrong shape":
+        save_file({"0": torch.zeros(3)}, data, metadata={"structure": "[1]"})
+    elif how == "tree without its structure":
+        save_file({"0": torch.zeros(3)}, data)
 
 
-DAMAGE = ["empty leaf", "truncated leaf", "missing leaf", "garbage leaf", "bad meta",
-          "meta without structure", "meta of the wrong shape"]
+DAMAGE = ["empty file", "truncated file", "missing file", "garbage file", "bad meta",
+          "meta without its seconds", "tree of the wrong shape", "tree without its structure"]
 
 
 @pytest.mark.parametrize("how", DAMAGE)
@@ -481,7 +545,7 @@ def test_a_trial_recomputes_a_damaged_entry(plugins: Plugins, tmp_path: Path) ->
     first_cache = RecordingCache(tmp_path / "cache", BIG)
     first = _trainer(prep, first_cache, backbone).run(plan, seed=4)
     damaged = first_cache.keys[f"train activations at depth {backbone.n_groups}"]
-    _damage(tmp_path / "cache" / damaged, "empty leaf")
+    _damage(tmp_path / "cache" / damaged, "empty file")
     cache = ActivationCache(tmp_path / "cache", BIG)
     again = _trainer(prep, cache, backbone).run(plan, seed=4)
     assert cache.stats.misses == 1 and cache.stats.hits >= 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -81,6 +82,20 @@ def test_errors_are_one_line_without_traceback() -> None:
     assert "Traceback" not in out.stderr
     missing = _run("search", "/no/such/folder")
     assert missing.returncode == 2 and "/no/such/folder" in missing.stderr
+
+
+@pytest.mark.parametrize("kind", ["backbone", "head", "strategy", "dataset"])
+def test_the_command_an_unknown_name_suggests_works(kind: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from autotl.errors import UnknownComponentError
+    from autotl.plugins import load_plugins
+
+    with pytest.raises(UnknownComponentError) as info:
+        load_plugins().registry(kind).get("zz:nothing-like-it")
+    suggested = re.search(r"`autotl (list [a-z]+)`", str(info.value))
+    assert suggested, str(info.value)
+    assert main(suggested.group(1).split()) == 0
+    assert capsys.readouterr().out
 
 
 def test_search_without_data_explains(capsys: pytest.CaptureFixture[str]) -> None:

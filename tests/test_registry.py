@@ -47,6 +47,16 @@ def test_unknown_name_suggests_close_matches() -> None:
         registry.get("head_only")
 
 
+def test_unknown_name_lists_the_kind_in_its_plural() -> None:
+    registry = _registry()
+    registry.add(_strategy("head-only"))
+    with pytest.raises(UnknownComponentError) as info:
+        registry.get("nothing-like-it")
+    message = str(info.value)
+    assert "Registered strategies: head-only." in message
+    assert "`autotl list strategies`" in message and "strategys" not in message
+
+
 def test_unknown_namespace_suggests_the_close_one() -> None:
     registry: Registry[BackboneSpec] = Registry("backbone", BackboneSpec)
     registry.add_namespace(Namespace("timm", resolve=lambda n: None, description="any timm"))

@@ -48,25 +48,55 @@ def test_search_writes_every_output_with_the_schema(plugins, tmp_path: Path) -> 
         assert set(data[key]) >= {"strategy", "params", "val_accuracy", "train_seconds",
                                   "trainable_params"}
     assert {s["strategy"] for s in data["per_strategy"]} == set(STRATEGIES)
-    assert all(set(s) >= {"strategy", "best_val_accuracy", "n_trials", "best_params"}
+    assert all(set(s) >= {"strategy", "val_accuracy", "max_val_accuracy", "trial",
+                          "n_trials", "n_sampled", "params", "selection"}
                for s in data["per_strategy"])
     assert data["n_trials"] == 5
     assert data["storage"] == f"sqlite:///{out.resolve() / 'study.db'}"
     assert data["study"] == rec.study
-    # The recommendation is the best completed trial of the study.
     study = optuna.load_study(study_name=rec.study, storage=data["storage"])
-    assert data["recommended"]["val_accuracy"] == pytest.approx(study.best_value)
-    tied = [t for t in study.trials if t.value == study.best_value]
-    fastest = min(tied, key=lambda t: t.user_attrs["train_seconds"])
-    assert data["recommended"]["trial"] == fastest.number
-    cheapest = data["cheapest_within_tolerance"]
-    assert cheapest["val_accuracy"] >= study.best_value - rec.tolerance - 1e-9
+    _assert_one_standard_error_rule(study, data["recommended"], data["dataset"]["n_val"], 0.0)
+    _assert_one_standard_error_rule(study, data["cheapest_within_tolerance"],
+                                    data["dataset"]["n_val"], rec.tolerance)
+    assert data["selection"] and data["selection"] in (out / "report.md").read_text()
     rows = _trials(out)
     assert [int(r["number"]) for r in rows] == list(range(5))
     # Every strategy's known-good config runs before the sampler takes over.
     assert {r["strategy"] for r in rows[:4]} == set(STRATEGIES)
     assert "data:image/png;base64," in (out / "report.html").read_text()
     assert rec.recommended.strategy in (out / "report.md").read_text()
+
+
+def _assert_one_standard_error_rule(study, chosen, n_val, tolerance) -> None:  # noqa: ANN001
+    """Checked independently of autotl.selection: the chosen trial is within one paired
+    standard error (+ tolerance) of the best by value, and no cheaper trial is."""
+    import numpy as np
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    top = max(done, key=lambda t: t.value)
+
+    def within(t) -> bool:  # noqa: ANN001
+        a = np.array([int(c) for c in top.user_attrs["val_correct"]])
+        b = np.array([int(c) for c in t.user_attrs["val_correct"]])
+        assert len(a) == len(b) == n_val
+        d = a - b
+        se = 0.0 if not d.any() else np.sqrt(max(d.var(ddof=1), 1 / n_val) / n_val)
+        return top.value - t.value <= se + tolerance + 1e-12
+
+    assert within(next(t for t in done if t.number == chosen["trial"]))
+    cheaper = [t for t in done if t.user_attrs["train_seconds"] < chosen["train_seconds"]]
+    assert not any(within(t) for t in cheaper)
+
+
+def test_a_search_leaves_the_users_plot_backend_and_optuna_log_level(  # noqa: ANN001
+        plugins, tmp_path: Path, user_globals: dict) -> None:
+    import matplotlib
+
+    out = tmp_path / "run"
+    _search(plugins, out, trials=2, strategies=["head-only", "full"])
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert matplotlib.get_backend() == user_globals["backend"]
+    assert optuna.logging.get_verbosity() == user_globals["optuna_verbosity"]
 
 
 def test_best_model_reloads_and_predicts(plugins, tmp_path: Path) -> None:  # noqa: ANN001
@@ -226,7 +256,7 @@ def test_bad_names_fail_before_any_model_is_built(plugins, tmp_path: Path) -> No
         _search(plugins, tmp_path / "run", strategies=["head_only"])
     with pytest.raises(UnknownComponentError, match="unknown backbone"):
         _search(plugins, tmp_path / "run", backbone="test:cnnn")
-    with pytest.raises(ConfigError, match="takes text input"):
+    with pytest.raises(ConfigError, match="takes text input but .* holds image data; pick a backbone that takes image input"):
         _search(plugins, tmp_path / "run", backbone="test:bert")
     assert built == []
 
@@ -249,7 +279,134 @@ def test_a_search_started_from_a_prior_tries_its_suggestions_first(plugins,  # n
     study = optuna.load_study(study_name=json.loads(
         (out / "recommendation.json").read_text())["study"],
         storage=f"sqlite:///{out.resolve() / 'study.db'}")
-    assert study.user_attrs["prior_suggestions"][0]["strategy"] == "subset"
+    assert study.user_attrs["prior"]["suggestions"][0]["strategy"] == "subset"
+    assert first["origin"] == "prior"
+
+
+def _prior_of(tmp_path: Path, dataset: str) -> Path:
+    record = {"source": "test", "dataset": dataset, "modality": "image", "n_per_class": 19,
+              "n_classes": 3, "backbone": "test:cnn", "n_groups": 6, "strategy": "subset",
+              "params": {"lr": 0.004, "freeze_depth": 2}, "mean_accuracy": 0.9,
+              "best_mean_at_size": 0.9}
+    prior = tmp_path / f"prior-{dataset.replace(':', '-')}.json"
+    prior.write_text(json.dumps({"format": 1, "records": [record]}))
+    return prior
+
+
+def test_a_prior_never_serves_records_of_the_data_being_searched(plugins,  # noqa: ANN001
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    rec = _search(plugins, out, trials=1, prior=str(_prior_of(tmp_path, "test:images")))
+    rows = _trials(out)
+    assert "prior" not in {r["origin"] for r in rows}  # its only record was left out
+    assert rec.prior["used"] == 0 and rec.prior["left_out_own_data"] == 1
+    assert "1 records of this dataset left out" in (out / "report.md").read_text()
+    # Allowed explicitly, the same record is enqueued first.
+    out2 = tmp_path / "run2"
+    _search(plugins, out2, trials=1, prior=str(_prior_of(tmp_path, "test:images")),
+            prior_own_data=True)
+    assert _trials(out2)[0]["origin"] == "prior"
+
+
+def test_trials_say_where_their_config_came_from(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    rec = _search(plugins, out, trials=6, strategies=["full", "head-only"])
+    origins = [r["origin"] for r in _trials(out)]
+    assert origins == ["known-good", "known-good", "sampled", "sampled", "sampled", "sampled"]
+    assert rec.origins == {"known-good": 2, "sampled": 4}
+    sampled = {s["strategy"]: s["n_sampled"] for s in rec.per_strategy}
+    assert sum(sampled.values()) == 4
+    assert "Where the trials came from: 2 known-good, 4 sampled." in (
+        out / "report.md").read_text()
+
+
+def test_a_rerun_with_other_strategies_or_heads_is_refused_before_any_trial(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    _search(plugins, out, trials=2)
+    for change in ({"strategies": ["full", "head-only"]}, {"heads": ["linear"]}):
+        with pytest.raises(ConfigError, match=r"another --study name") as info:
+            _search(plugins, out, trials=1, **change)
+        assert "strategies" in str(info.value) or "heads" in str(info.value)
+    assert len(_trials(out)) == 2  # nothing was started
+
+
+def test_an_error_while_a_trial_is_set_up_lands_in_trials_csv(
+        plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import autotl.study
+
+    def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("the space does not fit")
+
+    monkeypatch.setattr(autotl.study, "suggest_plan", broken)
+    out = tmp_path / "run"
+    _search(plugins, out, trials=1)
+    row = _trials(out)[0]
+    assert row["state"] == "fail"
+    assert row["error"] == "RuntimeError: the space does not fit"
+
+
+def test_the_saved_model_is_the_recommended_one_and_predicts_like_its_trial(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    rec = _search(plugins, out, trials=6, test_fraction=0.25)
+    loaded = load_model(out, plugins=plugins)
+    assert loaded.manifest["trial"] == rec.recommended.trial
+    assert loaded.manifest["test_accuracy"] == rec.recommended.test_accuracy
+    # The reloaded model scores on the test rows exactly what its trial scored.
+    from autotl.study import prepare
+
+    prep = prepare(autotl.SearchConfig(data="test:images", test_fraction=0.25), plugins)
+    images = [prep.test[i]["image"] for i in range(len(prep.test))]
+    labels = prep.test["label"]
+    predicted = [loaded.class_names.index(c) for c in loaded.predict(images)]
+    accuracy = sum(p == y for p, y in zip(predicted, labels, strict=True)) / len(labels)
+    assert accuracy == pytest.approx(rec.recommended.test_accuracy)
+
+
+def test_a_model_missing_a_trained_tensor_or_on_other_weights_is_refused(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    from safetensors.torch import load_file, save_file
+
+    from autotl.errors import AutoTLError
+
+    out = tmp_path / "run"
+    _search(plugins, out, trials=2, strategies=["full", "head-only"])
+    weights = out / "best_model" / "model.safetensors"
+    manifest_path = out / "best_model" / "model.json"
+    state = load_file(str(weights))
+    head = [k for k in state if k.startswith("head.")]
+    save_file({k: v for k, v in state.items() if k not in head}, str(weights))
+    with pytest.raises(AutoTLError, match="lacks .* tensor"):
+        load_model(out, plugins=plugins)
+    save_file(state, str(weights))
+    manifest = json.loads(manifest_path.read_text())
+    manifest["base_weights_digest"] = "0" * 16
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(AutoTLError, match="digest"):
+        load_model(out, plugins=plugins)
+
+
+def test_test_rows_are_held_out_and_never_change_the_choice(plugins,  # noqa: ANN001
+                                                            tmp_path: Path) -> None:
+    from autotl.study import prepare
+
+    config = autotl.SearchConfig(data="test:images", test_fraction=0.25)
+    prep = prepare(config, plugins)
+    key = lambda ds: {bytes(ds[i]["image"].tobytes()) for i in range(len(ds))}  # noqa: E731
+    assert not key(prep.test) & (key(prep.train) | key(prep.val))
+    assert len(prep.test) + len(prep.train) + len(prep.val) == 72
+    a = _search(plugins, tmp_path / "a", trials=4, test_fraction=0.25)
+    b = _search(plugins, tmp_path / "b", trials=4, test_fraction=0.25, score_test="all")
+    assert a.recommended.trial == b.recommended.trial
+    rows = _trials(tmp_path / "b")
+    assert all(r["test_accuracy"] != "" for r in rows if r["state"] == "complete")
+    assert a.recommended.test_accuracy == pytest.approx(b.recommended.test_accuracy)
+
+
+def test_a_training_budget_in_seconds_stops_new_trials(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    rec = _search(plugins, tmp_path / "run", trials=20, budget_seconds=1e-6)
+    assert rec.n_trials == 1
 
 
 def test_config_errors_name_the_setting() -> None:
@@ -323,6 +480,19 @@ def test_strategies_from_every_registered_one_leave_out_those_that_do_not_apply(
     assert prep.config.strategies == list(prep.strategies)
     assert "leaving out strategy test:text-only: it does not apply to test:cnn (it adapts " \
            "tokenizer embeddings only)" in caplog.text
+
+
+def test_the_stored_request_records_the_strategies_left_out(tmp_path: Path) -> None:
+    import text_only_strategy
+
+    plugins = load_plugins(entry_points=False, extra=[tiny_components, text_only_strategy])
+    out = tmp_path / "run"
+    rec = _search(plugins, out, strategies=None, heads=["linear"], trials=1)
+    study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
+    request = study.user_attrs["request"]
+    assert request["left_out"] == {"test:text-only": "it adapts tokenizer embeddings only"}
+    assert "test:text-only" not in request["identity"]["strategies"]
+    assert "full" in request["identity"]["strategies"]
 
 
 def test_no_applicable_strategy_left_is_an_error() -> None:

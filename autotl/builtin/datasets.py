@@ -83,11 +83,13 @@ def _cached(name: str, stamp: Callable[[], dict[str, Any]],
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
+        enabled = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()  # a one-off conversion; the log line says enough
         try:
             built.save_to_disk(str(tmp))
         finally:
-            datasets.enable_progress_bars()
+            if enabled:  # the caller's own setting, not ours, holds afterwards
+                datasets.enable_progress_bars()
         (tmp / STAMP_FILE).write_text(json.dumps(current, sort_keys=True))
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)

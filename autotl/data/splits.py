@@ -53,6 +53,47 @@ def prepare_splits(
             data.train.select(val_rows, keep_in_memory=True))
 
 
+def hold_out_test(data: LoadedData, fraction: float, seed: int) -> LoadedData:
+    """``data`` with ``fraction`` of each class moved from ``train`` into a new ``test`` split
+    (seeded, stratified, at least one row per class and at least two left to split further),
+    for sources that bring no test split of their own."""
+    import dataclasses
+    import hashlib
+
+    import numpy as np
+
+    if data.test is not None:
+        msg = (f"{data.name!r} has a test split of its own ({len(data.test)} rows), which is "
+               f"what autotl scores; --test-fraction would hold out another. Leave "
+               f"--test-fraction out.")
+        raise ConfigError(msg)
+    if not 0 < fraction < 1:
+        raise ConfigError(f"test_fraction must be between 0 and 1, but got {fraction=}.")
+    labels = label_array(data.train)
+    test: list[int] = []
+    small = []
+    for c, name in enumerate(data.class_names):
+        rows = np.flatnonzero(labels == c)
+        n_test = max(1, math.floor(fraction * len(rows) + 0.5))
+        if len(rows) - n_test < 2:
+            small.append(f"{name!r} ({len(rows)})")
+            continue
+        # Its own stream ("test", seed, class): validation and subsampling draw theirs after.
+        order = np.random.default_rng([seed, c, 7]).permutation(rows)
+        test.extend(order[:n_test].tolist())
+    if small:
+        msg = (f"--test-fraction {fraction} leaves fewer than 2 rows to train and validate on "
+               f"in class(es) {', '.join(small)} of {data.name!r}; lower the fraction, or "
+               f"remove those classes with --classes.")
+        raise DataError(msg)
+    held = set(test)
+    train_rows = [i for i in range(len(labels)) if i not in held]
+    digest = hashlib.sha256(f"{data.fingerprint}|test={fraction}|{seed}".encode()).hexdigest()
+    return dataclasses.replace(
+        data, train=data.train.select(train_rows, keep_in_memory=True),
+        test=data.train.select(sorted(held), keep_in_memory=True), fingerprint=digest[:16])
+
+
 def select_classes(data: LoadedData, names: list[str]) -> LoadedData:
     """``data`` restricted to the classes ``names`` (in that order), labels re-encoded.
 
@@ -147,4 +188,4 @@ def _draw_validation(
     return val, rest
 
 
-__all__ = ["label_array", "prepare_splits", "train_counts"]
+__all__ = ["hold_out_test", "label_array", "prepare_splits", "train_counts"]

@@ -1,12 +1,20 @@
-"""Tiny random backbones (a CNN, a ViT, a 2-layer BERT) that build without any download."""
+"""Tiny random backbones (a CNN, a ViT, a 2-layer BERT) that build without any download.
+
+Their random weights are seeded, so every build gives the same weights, as pretrained ones
+would: a model saved from a search over them reloads onto the same backbone.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import Iterator
 import tempfile
 from pathlib import Path
 
 from autotl.backbones import Backbone, hf_backbone, timm_backbone
+
+WEIGHTS_SEED = 0
 
 _VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
     w for w in (
@@ -19,12 +27,14 @@ _VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [
 
 def tiny_cnn() -> Backbone:
     """timm ``test_efficientnet``: depthwise-separable blocks with 1×1 convs and BatchNorm."""
-    return timm_backbone("test_efficientnet", pretrained=False, name="test:cnn")
+    with _seeded():
+        return timm_backbone("test_efficientnet", pretrained=False, name="test:cnn")
 
 
 def tiny_vit() -> Backbone:
     """timm ``test_vit``: a small ViT with a fused ``qkv`` projection."""
-    return timm_backbone("test_vit", pretrained=False, name="test:vit")
+    with _seeded():
+        return timm_backbone("test_vit", pretrained=False, name="test:vit")
 
 
 def tiny_bert(num_layers: int = 2, hidden: int = 32) -> Backbone:
@@ -45,7 +55,21 @@ def tiny_bert(num_layers: int = 2, hidden: int = 32) -> Backbone:
         intermediate_size=hidden * 2,
         max_position_embeddings=64,
     )
-    return hf_backbone(
-        "tiny-bert", pretrained=False, name="test:bert", config=config, tokenizer=tokenizer,
-        max_length=32,
-    )
+    with _seeded():
+        return hf_backbone(
+            "tiny-bert", pretrained=False, name="test:bert", config=config,
+            tokenizer=tokenizer, max_length=32,
+        )
+
+
+def _seeded() -> contextlib.AbstractContextManager[None]:
+    """Seeded initialisation that leaves the caller's RNG as it was."""
+    import torch
+
+    @contextlib.contextmanager
+    def seeded() -> Iterator[None]:
+        with torch.random.fork_rng():
+            torch.manual_seed(WEIGHTS_SEED)
+            yield
+
+    return seeded()

@@ -151,6 +151,20 @@ def test_changed_sources_rebuild_the_cache_and_change_the_fingerprint(plugins, m
     assert changed.fingerprint != first.fingerprint
 
 
+def test_building_the_cache_leaves_the_users_progress_bar_setting(plugins, monkeypatch,
+                                                                   tmp_path, fresh_cache):
+    import datasets
+
+    folder = write_fortunes(tmp_path / "fortunes", {"a": "1\n%\n2", "b": "3\n%\n4"})
+    monkeypatch.setattr(builtin, "FORTUNES_DIR", folder)
+    datasets.disable_progress_bars()
+    try:
+        load_data("fortunes", plugins)
+        assert not datasets.is_progress_bar_enabled()
+    finally:
+        datasets.enable_progress_bars()
+
+
 def test_cache_is_used_when_the_sources_are_gone(plugins, monkeypatch, tmp_path, fresh_cache):
     folder = write_fortunes(tmp_path / "fortunes", {"a": "1\n%\n2", "b": "3\n%\n4"})
     monkeypatch.setattr(builtin, "FORTUNES_DIR", folder)

@@ -159,6 +159,15 @@ def test_minilm_forward_on_fortunes_without_network(monkeypatch, built):
     assert unit[0] @ unit[1] > unit[0] @ unit[2] + 0.2
 
 
+@pytest.mark.slow
+def test_minilm_builds_without_a_progress_bar(capfd):
+    """`autotl predict` with a MiniLM model prints predictions, not transformers' weights bar."""
+    capfd.readouterr()
+    autotl.load_plugins().backbones.get("offline:minilm-l6").build(True)
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "it/s" not in err, err
+
+
 # -- equality with independent reference implementations ---------------------------------------
 
 

@@ -1,0 +1,185 @@
+"""The one rule by which autotl chooses among measured configs, wherever it chooses.
+
+A study's recommendation, the model saved in ``best_model/``, each strategy's representative
+config, a size map's winner at each size and its notes all come from :func:`choose`:
+
+1. Each candidate's score is its measured accuracy, weighed by its precision; when the prior
+   gives an expectation for it (a mean and a spread), the two are combined by their
+   precisions (inverse variances), so a score measured on 5 validation rows moves the
+   expectation less than one measured on 1,000.
+2. The candidate with the highest combined score leads. Every other candidate whose gap to the
+   leader is within one standard error of that gap (plus ``tolerance``, the accuracy a
+   cheaper config may knowingly give up) is *tied* with it: the measurement cannot separate
+   them. The gap's standard error comes from the paired per-example outcomes when both
+   candidates were scored on the same rows (they are correlated, so pairing is much more
+   precise), else from each accuracy's own standard error.
+3. Among the tied, the cheapest wins: fewest training seconds, then fewest trainable
+   parameters. This is the one-standard-error rule of Breiman et al. (CART, 1984) and Hastie,
+   Tibshirani & Friedman (ESL §7.10): prefer the simplest model whose error is within one
+   standard error of the best.
+
+:class:`Choice` says in words what happened: a clear lead, or a tie and how it was broken.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Standard errors of the gap within which two candidates count as tied.
+Z = 1.0
+
+
+@dataclass
+class Scored:
+    """A candidate as the rule sees it.
+
+    ``correct`` holds its per-example outcomes ('1' right, '0' wrong) in a fixed row order,
+    concatenated over seeds or folds where there are several; candidates scored on the same
+    rows in the same order are compared pairwise. ``n`` is the number of outcomes behind
+    ``accuracy``; ``se``, when given, replaces the binomial standard error (e.g. from folds).
+    """
+
+    key: Any
+    label: str
+    accuracy: float
+    n: int
+    seconds: float = math.inf
+    trainable_params: int = 0
+    correct: str | None = None
+    se: float | None = None
+    prior_mean: float | None = None
+    prior_sd: float | None = None
+
+    @property
+    def measured_se(self) -> float:
+        if self.se is not None:
+            return self.se
+        return binomial_se(self.accuracy, self.n)
+
+    @property
+    def estimate(self) -> float:
+        """Measured accuracy, combined with the prior's expectation by precision."""
+        return _combine(self.accuracy, self.measured_se, self.prior_mean, self.prior_sd)[0]
+
+    @property
+    def cost(self) -> tuple[float, int]:
+        seconds = self.seconds if math.isfinite(self.seconds) else math.inf
+        return (seconds, self.trainable_params)
+
+
+@dataclass
+class Choice:
+    """What :func:`choose` decided and why."""
+
+    chosen: Scored
+    leader: Scored
+    tied: list[Scored]
+    gaps: dict[Any, tuple[float, float]] = field(default_factory=dict)  # key → (gap, se)
+    tolerance: float = 0.0
+    what: str = "config"
+
+    @property
+    def is_tie(self) -> bool:
+        return len(self.tied) > 1
+
+    def describe(self) -> str:
+        """The decision in words, for reports."""
+        lead = self.leader
+        if not self.is_tie:
+            others = [(k, g) for k, g in self.gaps.items() if k != lead.key]
+            if not others:
+                return f"{lead.label} is the only {self.what} measured."
+            key, (gap, se) = min(others, key=lambda item: item[1][0])
+            return (f"{lead.label} leads every other {self.what} by more than the noise "
+                    f"(closest gap {gap:.3f}, one standard error {se:.3f}).")
+        names = ", ".join(f"{s.label} ({s.estimate:.3f})" for s in self.tied)
+        band = "one standard error" + (f" plus the tolerance {self.tolerance:.3f}"
+                                       if self.tolerance else "")
+        text = (f"Tie: the measurement cannot separate {len(self.tied)} {self.what}s within "
+                f"{band} of the best ({names}).")
+        if self.chosen.key == lead.key:
+            return text + f" The best-scoring, {lead.label}, is also the cheapest of them."
+        c = self.chosen
+        cost = (f"{c.seconds:.1f} s to train against {lead.seconds:.1f} s"
+                if math.isfinite(c.seconds) and math.isfinite(lead.seconds)
+                else f"{c.trainable_params:,} trainable parameters against "
+                f"{lead.trainable_params:,}")
+        return text + f" The tie goes to the cheapest, {c.label}: {cost}."
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chosen": self.chosen.key, "leader": self.leader.key,
+                "tied": [s.key for s in self.tied], "tie": self.is_tie,
+                "tolerance": self.tolerance, "z": Z, "words": self.describe()}
+
+
+def binomial_se(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy over ``n`` rows, with the Agresti–Coull shrinkage that
+    keeps it above zero at 0 % and 100 % (5 rows all right are not certainty)."""
+    if n <= 0:
+        return math.inf
+    p = (accuracy * n + 2) / (n + 4)
+    return math.sqrt(p * (1 - p) / (n + 4))
+
+
+def gap_se(a: Scored, b: Scored) -> float:
+    """Standard error of ``a.accuracy − b.accuracy``: paired over common rows when both
+    carry outcomes on the same rows, else from the two accuracies' own errors."""
+    if a.correct is not None and b.correct is not None and len(a.correct) == len(b.correct) \
+            and a.se is None and b.se is None:
+        n = len(a.correct)
+        if n < 2:
+            return math.inf
+        diffs = [int(x) - int(y) for x, y in zip(a.correct, b.correct, strict=True)]
+        mean = sum(diffs) / n
+        var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
+        # Identical outcomes give var 0; one row's difference among n must not be certainty.
+        return math.sqrt(max(var, 1.0 / n) / n) if var > 0 or mean != 0 else 0.0
+    return math.hypot(a.measured_se, b.measured_se)
+
+
+def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
+           what: str = "config") -> Choice | None:
+    """Apply the rule (module docstring) to ``candidates``; None when there are none."""
+    if not candidates:
+        return None
+    leader = max(candidates, key=lambda s: (s.estimate, -s.cost[0], -s.cost[1]))
+    tied, gaps = [], {}
+    for s in candidates:
+        gap, se = _gap(leader, s)
+        gaps[s.key] = (gap, se)
+        if s.key == leader.key or gap <= Z * se + tolerance + 1e-12:
+            tied.append(s)
+    tied.sort(key=lambda s: -s.estimate)
+    chosen = min(tied, key=lambda s: (s.cost, -s.estimate))
+    return Choice(chosen=chosen, leader=leader, tied=tied, gaps=gaps, tolerance=tolerance,
+                  what=what)
+
+
+def _gap(leader: Scored, other: Scored) -> tuple[float, float]:
+    """The leader's lead over ``other`` and its standard error, the prior included."""
+    measured_gap = leader.accuracy - other.accuracy
+    measured_se = gap_se(leader, other)
+    prior_gap = prior_se = None
+    if None not in (leader.prior_mean, other.prior_mean, leader.prior_sd, other.prior_sd):
+        prior_gap = leader.prior_mean - other.prior_mean  # type: ignore[operator]
+        prior_se = math.hypot(leader.prior_sd, other.prior_sd)  # type: ignore[arg-type]
+    return _combine(measured_gap, measured_se, prior_gap, prior_se)
+
+
+def _combine(value: float, se: float, prior: float | None,
+             prior_sd: float | None) -> tuple[float, float]:
+    """Precision-weighted mean of a measurement and a prior expectation, and its error."""
+    if prior is None or prior_sd is None or not prior_sd > 0:
+        return value, se
+    if se == 0:
+        return value, 0.0
+    if not math.isfinite(se):
+        return prior, prior_sd
+    w, w_prior = 1 / se**2, 1 / prior_sd**2
+    return (w * value + w_prior * prior) / (w + w_prior), math.sqrt(1 / (w + w_prior))
+
+
+__all__ = ["Choice", "Scored", "binomial_se", "choose", "gap_se"]

@@ -1,4 +1,5 @@
-"""Every hook a plugin may implement: the one file a plugin author reads.
+"""Every hook a plugin may implement: the reference a plugin author reads (docs/plugins.md is
+the guide: a plugin from zero, each contract, testing with ``autotl.testing``, publishing).
 
 A plugin is a module (or object) with functions decorated by :data:`autotl.hookimpl`, found
 through the ``autotl`` entry-point group::

@@ -84,7 +84,11 @@ def autotl_register_strategies(registry: Registry[StrategySpec]) -> None:
 
     :param registry: call ``registry.add(StrategySpec(...))``. ``frozen_depth`` must be exact:
         the activation cache reuses the outputs of that many leading layer groups, so a
-        strategy that changes anything inside them must report a smaller depth.
+        strategy that changes anything inside them must report a smaller depth. ``suggest``
+        names its parameters ``<strategy>.<param>``; ``known_good`` configs lie inside
+        ``lr_range`` and that space; ``inapplicable(backbone)`` says why the strategy cannot
+        run on a backbone (or returns ``None``). ``autotl.testing.StrategyConformance``
+        checks all of it.
     """
 
 

@@ -22,7 +22,7 @@ import optuna
 import pytest
 import torch
 
-from autotl.backbones import Backbone, TextPreprocessing
+from autotl.backbones import Backbone
 from autotl.errors import AutoTLError
 from autotl.models import TransferModel
 from autotl.plugins import Plugins, load_plugins
@@ -96,7 +96,12 @@ def drawn_spaces(suggest: Callable[[optuna.Trial], Any],
                  samples: int = SPACE_SAMPLES) -> list[tuple[dict[str, Any], Any, Any]]:
     """Run ``suggest`` on ``samples`` random trials: ``(drawn params, what suggest returned,
     the drawn distributions)`` of each."""
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    verbosity = optuna.logging.get_verbosity()  # "a new study created" per check is noise
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     draws = []
     for _ in range(samples):
         trial = study.ask()

@@ -95,7 +95,7 @@ class Choice:
             key, (gap, se) = min(others, key=lambda item: item[1][0])
             return (f"{lead.label} leads every other {self.what} by more than the noise "
                     f"(closest gap {gap:.3f}, one standard error {se:.3f}).")
-        names = ", ".join(f"{s.label} ({s.estimate:.3f})" for s in self.tied)
+        names = ", ".join(f"{s.label} {s.estimate:.3f}" for s in self.tied)
         band = "one standard error" + (f" plus the tolerance {self.tolerance:.3f}"
                                        if self.tolerance else "")
         text = (f"Tie: the measurement cannot separate {len(self.tied)} {self.what}s within "

@@ -128,3 +128,18 @@ def test_bad_toml_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str
     config.write_text('data = "digits"\ntrails = 3\n')
     assert main(["search", "--config", str(config)]) == 2
     assert "'trails' (did you mean 'trials'?)" in capsys.readouterr().err
+
+
+def test_a_rerun_with_other_strategies_exits_non_zero_naming_the_study(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    args = ["search", "digits", "--trials", "1", "--out", str(out), "--prior", "none", *TINY]
+    assert main(args) == 0
+    capsys.readouterr()
+    changed = [a if a != "head-only,full" else "head-only" for a in args]
+    assert main(changed) == 2
+    err = capsys.readouterr().err
+    assert "study 'digits-6pc-timm-test_efficientnet'" in err and "strategies" in err
+    assert "another --study name" in err
+    with open(out / "trials.csv") as f:
+        assert len(f.readlines()) == 2  # the header and the first run's one trial

@@ -1,0 +1,82 @@
+"""The one selection rule, on candidates whose numbers are worked out by hand here."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from autotl.selection import Scored, binomial_se, choose, gap_se
+
+
+def _s(key: str, correct: str, seconds: float, params: int = 0, **kw) -> Scored:  # noqa: ANN003
+    n = len(correct)
+    return Scored(key=key, label=key, accuracy=correct.count("1") / n, n=n, seconds=seconds,
+                  trainable_params=params, correct=correct, **kw)
+
+
+def test_a_lead_of_one_row_in_five_is_noise_and_the_cheaper_config_wins() -> None:
+    full = _s("full", "11110", seconds=10.0)
+    head = _s("head", "11100", seconds=0.5)
+    # Paired differences: [0, 0, 0, 1, 0] → mean 0.2, sample variance 0.2, se = sqrt(0.2/5).
+    assert gap_se(full, head) == pytest.approx(math.sqrt(0.2 / 5))
+    choice = choose([full, head])
+    assert choice.leader.key == "full" and choice.is_tie
+    assert choice.chosen.key == "head"
+    words = choice.describe()
+    assert "Tie" in words and "cheapest, head" in words and "0.5 s" in words
+
+
+def test_a_lead_beyond_the_noise_is_kept() -> None:
+    n = 400
+    best = _s("full", "1" * 360 + "0" * 40, seconds=10.0)  # 0.90
+    worse = _s("head", "1" * 300 + "0" * 100, seconds=0.5)  # 0.75, wrong on a superset of rows
+    # Differences: 60 ones and 340 zeros → se = sqrt(var/n) with var = 60·340/(400·399).
+    expected = math.sqrt((60 * 340 / (400 * 399)) / n)
+    assert gap_se(best, worse) == pytest.approx(expected)
+    choice = choose([best, worse])
+    assert not choice.is_tie and choice.chosen.key == "full"
+    assert "leads every other config by more than the noise" in choice.describe()
+
+
+def test_tolerance_adds_to_the_noise() -> None:
+    best = _s("full", "1" * 90 + "0" * 10, seconds=10.0)  # 0.90
+    cheap = _s("head", "1" * 87 + "0" * 13, seconds=1.0)  # 0.87 on the same rows but 3
+    assert choose([best, cheap]).chosen.key == "full"  # gap 0.03 > se ≈ 0.0171
+    assert choose([best, cheap], tolerance=0.02).chosen.key == "head"  # 0.03 ≤ 0.0171 + 0.02
+
+
+def test_identical_outcomes_tie_and_go_to_fewer_seconds_then_fewer_parameters() -> None:
+    a = _s("a", "1101", seconds=2.0, params=10)
+    b = _s("b", "1101", seconds=2.0, params=5)
+    c = _s("c", "1101", seconds=3.0, params=1)
+    assert gap_se(a, b) == 0.0
+    assert choose([a, b, c]).chosen.key == "b"
+
+
+def test_unpaired_candidates_use_each_accuracys_own_error() -> None:
+    a = Scored(key="a", label="a", accuracy=0.8, n=100, seconds=5.0)
+    b = Scored(key="b", label="b", accuracy=0.7, n=50, seconds=1.0)
+    assert gap_se(a, b) == pytest.approx(math.hypot(binomial_se(0.8, 100),
+                                                    binomial_se(0.7, 50)))
+    # Agresti–Coull: (0.8·100 + 2) / 104 = 0.788…, se = sqrt(p(1−p)/104).
+    p = 82 / 104
+    assert binomial_se(0.8, 100) == pytest.approx(math.sqrt(p * (1 - p) / 104))
+    assert binomial_se(1.0, 5) > 0  # five right of five is not certainty
+
+
+def test_the_prior_is_weighed_by_its_precision() -> None:
+    # Measured on 5 rows, head-only leads; the prior (from many records) expects full ahead.
+    full = _s("full", "11000", seconds=10.0, prior_mean=0.90, prior_sd=0.02)
+    head = _s("head", "11110", seconds=1.0, prior_mean=0.70, prior_sd=0.02)
+    se_full = binomial_se(0.4, 5)
+    w, w_prior = 1 / se_full**2, 1 / 0.02**2
+    assert full.estimate == pytest.approx((w * 0.4 + w_prior * 0.9) / (w + w_prior))
+    assert choose([full, head]).chosen.key == "full"  # the precise prior outweighs 5 rows
+    # Without the prior, the measurement alone ties them, and the tie goes to the cheaper.
+    plain = [_s("full", "11000", seconds=10.0), _s("head", "11110", seconds=1.0)]
+    assert choose(plain).chosen.key == "head"
+
+
+def test_no_candidates_no_choice() -> None:
+    assert choose([]) is None

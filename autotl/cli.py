@@ -229,17 +229,24 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def cmd_plugins(args: argparse.Namespace, plugins: Plugins) -> int:
+    from autotl.hookspecs import PLUGIN_API_VERSION
+    from autotl.plugins import autotl_version
+
     plugins.fill_all()
     if args.json:
         print(json.dumps({
+            "autotl": autotl_version(),
+            "plugin_api": PLUGIN_API_VERSION,
             "plugins": [dataclasses.asdict(i) for i in plugins.info.values()],
             "skipped": [dataclasses.asdict(f) for f in plugins.failures],
             "blocked": plugins.blocked,
         }, indent=2))
         return 0
     width = max((len(n) for n in plugins.info), default=10)
+    print(f"autotl {autotl_version()}, plugin API {PLUGIN_API_VERSION}\n")
     for info in plugins.info.values():
-        print(f"{info.name:<{width}}  {info.version or '-':<8}  {info.source}")
+        api = f"  (plugin API {info.api})" if info.api else ""
+        print(f"{info.name:<{width}}  {info.version or '-':<8}  {info.source}{api}")
         for kind, names in sorted(info.registered.items()):
             print(f"{'':<{width}}    {PLURALS[kind]}: {', '.join(names)}")
         if info.hooks:
@@ -247,7 +254,7 @@ def cmd_plugins(args: argparse.Namespace, plugins: Plugins) -> int:
     for name in plugins.blocked:
         print(f"{name:<{width}}  blocked by {DISABLE_ENV}")
     if plugins.failures:
-        print("\nskipped (broken):")
+        print("\nskipped (broken, or made for another plugin API):")
         for failure in plugins.failures:
             print(f"  {failure.name}: {failure.stage}: {failure.error}")
     return 0

@@ -77,6 +77,9 @@ class Prepared:
     test: Any = None  # scored once after selection; never an input to a choice
     source_fingerprint: str = ""  # the data before any test rows were held out
     left_out: dict[str, str] = field(default_factory=dict)  # strategy → why it does not apply
+    # Named in --strategies (an inapplicable one is an error) rather than taken from every
+    # registered strategy (an inapplicable one is left out); see keep_applicable_strategies.
+    strategies_named: bool = False
 
 
 def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
@@ -120,6 +123,7 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
                           "`autotl list datasets` shows the built-in ones.")
+    named = bool(config.strategies)
     strategies = {n: plugins.strategies.get(n) for n in (config.strategies
                                                           or plugins.strategies.names())}
     heads = {n: plugins.heads.get(n) for n in (config.heads or plugins.heads.names())}
@@ -158,7 +162,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
         "test": activation_key(data=data.fingerprint, split="test"),
     }
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
-                    test=data.test, source_fingerprint=source_fingerprint)
+                    test=data.test, source_fingerprint=source_fingerprint,
+                    strategies_named=named)
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:
@@ -252,6 +257,9 @@ class Session:
                 except optuna.exceptions.DuplicatedStudyError:
                     study, created = optuna.load_study(study_name=study_name, storage=opened,
                                                        sampler=sampler, pruner=pruner), False
+        # Which strategies apply needs the built backbone (loaded once per process), and the
+        # stored request records the strategies left out, so it is decided before the check.
+        keep_applicable_strategies(prep, configured_backbone(prep.backbone_spec, config))
         check_or_record_request(study, config, prep, self.plugins, created=created,
                                 joining=attach)
 
@@ -502,9 +510,8 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
 
     config = prep.config
     backbone = configured_backbone(prep.backbone_spec, config)
-    if "subset" in prep.strategies and backbone.n_groups < 2:
-        raise ConfigError(f"{backbone.name} has {backbone.n_groups} layer group; the subset "
-                          "strategy needs at least 2. Leave subset out of --strategies.")
+    keep_applicable_strategies(prep, backbone)
+    config = prep.config
     cache = (ActivationCache(config.cache_dir or cache_root() / "activations",
                              config.cache_max_bytes) if config.cache else None)
     trainer = Trainer(backbone, prep.train, prep.val, test=prep.test,
@@ -512,6 +519,29 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
                       config=config, strategies=prep.strategies, heads=prep.heads,
                       split_keys=prep.split_keys, cache=cache, device=device)
     return backbone, trainer, cache
+
+
+def keep_applicable_strategies(prep: Prepared, backbone: Any) -> None:
+    """Ask each strategy whether it applies to the built backbone, before anything is enqueued:
+    one the user named that does not is an error; one taken from every registered strategy is
+    left out (recorded in ``prep.left_out``) with a log line saying why."""
+    reasons = {name: spec.inapplicable(backbone) for name, spec in prep.strategies.items()}
+    reasons = {name: reason for name, reason in reasons.items() if reason}
+    if reasons and prep.strategies_named:
+        detail = "; ".join(f"strategy {name!r} does not apply to backbone {backbone.name}: "
+                           f"{reason}" for name, reason in reasons.items())
+        raise ConfigError(f"{detail}. Leave {'it' if len(reasons) == 1 else 'them'} out of "
+                          "--strategies, or pick another backbone (`autotl list backbones`).")
+    for name, reason in reasons.items():
+        log.info("leaving out strategy %s: it does not apply to %s (%s)", name, backbone.name,
+                 reason)
+    if reasons and len(reasons) == len(prep.strategies):
+        detail = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
+        raise ConfigError(f"no registered strategy applies to {backbone.name} ({detail}). "
+                          "Pick another backbone (`autotl list backbones`).")
+    prep.left_out = {**prep.left_out, **reasons}
+    prep.strategies = {n: s for n, s in prep.strategies.items() if n not in reasons}
+    prep.config = prep.config.replace(strategies=list(prep.strategies))
 
 
 def frozen_logme(trainer: Any) -> float | None:

@@ -24,6 +24,8 @@ os.environ["AUTOTL_CACHE_DIR"] = os.environ.get(
 # tests/plugins holds plugin modules that tests register by hand.
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
+# The fixtures plugin authors get (tests/testing/test_fixtures.py checks them).
+pytest_plugins = ["autotl.testing.fixtures"]
 
 @pytest.fixture
 def user_globals():  # noqa: ANN201

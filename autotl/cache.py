@@ -15,11 +15,13 @@ shape in the file's metadata; read memory-mapped, so a large entry costs no RAM 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -163,9 +165,9 @@ class ActivationCache:
         if self.directory is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{key}.{os.getpid()}.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        # unique per writer (process or thread); dot-names are never taken for entries
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", suffix=".tmp", dir=self.directory))
+        tmp.chmod(0o755)  # as a plain mkdir would: a cache directory may be shared
         _save_tree(tmp / _DATA, tree)
         # the bound is on what lands on disk, the file's header included, not on tree_bytes
         size = (tmp / _DATA).stat().st_size
@@ -176,7 +178,14 @@ class ActivationCache:
         self._evict(room_for=size)
         meta = {"format": ENTRY_FORMAT, "bytes": size, "compute_seconds": seconds}
         (tmp / "meta.json").write_text(json.dumps(meta))
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            # Another process stored the same key between our check and the rename (the
+            # rename onto a non-empty folder fails): its entry holds the same activations.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not final.is_dir():
+                raise
         self._touch(key)
 
     def _evict(self, room_for: int) -> None:

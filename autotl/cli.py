@@ -29,6 +29,8 @@ examples:
   autotl search fashion-mnist --n-per-class 100 --image-size 96 --trials 12
   autotl search ./my_images --backbone timm:resnet50 --strategies head-only,lora
   autotl search reviews.csv --text-column review --label-column stars
+  autotl search digits --workers 2 --trials 8   two processes on one study
+  autotl worker --storage postgresql://u:pw@db/autotl --study NAME   join from any host
   autotl plugins                           installed plugins and what each registers
 
 environment:
@@ -77,6 +79,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_arguments(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "worker", help="run trials of a stored study (join a search from any host)",
+        description="Attach to a study that `autotl search` created in a shared storage and "
+        "run its trials until it holds the finished trials its creator asked for, or its "
+        "deadline passes; then exit 0. The study carries its own settings, so no others "
+        "are needed; start as many workers as you like, on any hosts, at any time.",
+        epilog="examples:\n  autotl worker --storage postgresql://user:pw@db/autotl "
+        "--study digits-all-timm-resnet18\n  AUTOTL_STORAGE=postgresql://user:pw@db/autotl "
+        "CUDA_VISIBLE_DEVICES=1 autotl worker --study NAME --data /mnt/data/images",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_stored_study_arguments(p)
+    p.add_argument("--data", help="where the study's data lives on this host (default: where "
+                   "its creator read it); its fingerprint must match the study's")
+    p.add_argument("--cache-dir", help="this host's activation cache folder")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="auto (CUDA when available), cpu, cuda or mps")
+    p.add_argument("--artifacts", help="where trials' trained tensors are kept, if not where "
+                   "the study's creator said (a folder every worker and the report reach)")
+    p.add_argument("--index", type=int, default=0,
+                   help="this worker's number: its sampler is seeded with seed + index, so "
+                   "workers draw different configs (default 0)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "report", help="write the recommendation and reports of a stored study",
+        description="Build recommendation.json, trials.csv, report.md, report.html and "
+        "best_model/ from a study in any storage: after workers finished, or to refresh the "
+        "outputs while they run.",
+    )
+    _add_stored_study_arguments(p)
+    p.add_argument("--data", help="where the study's data lives on this host (default: where "
+                   "its creator read it)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="device for scoring the test split and rebuilding the best model")
+    p.add_argument("--artifacts", help="where the workers kept trials' trained tensors, if not "
+                   "where the study's creator said")
+    p.add_argument("--cache-dir", help="this host's activation cache folder")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
         "recommend", help="rank strategies from past results, without training",
@@ -172,6 +214,28 @@ def add_bench_commands(sub: Any) -> None:
     b.set_defaults(func=cmd_prior_build)
 
 
+def _add_stored_study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default=None,
+                        help="the study's storage URL (postgresql://…, sqlite:///…, "
+                        "journal:///…); default: $AUTOTL_STORAGE, which keeps a password off "
+                        "the command line")
+    parser.add_argument("--study", required=True, help="the study's name")
+    parser.add_argument("--out", default=None,
+                        help="this host's output folder (default: runs/<study>)")
+
+
+def _storage_arg(args: argparse.Namespace) -> str:
+    import os
+
+    from autotl.worker import STORAGE_ENV
+
+    storage = args.storage or os.environ.get(STORAGE_ENV)
+    if not storage:
+        raise AutoTLError(f"no storage given: pass --storage URL (or set ${STORAGE_ENV}), the "
+                          "storage the study was created in.")
+    return storage
+
+
 def _flag_type(annotation: Any) -> tuple[Any, bool]:
     """argparse ``type`` for a SearchConfig field annotation, and whether it is a bool."""
     hint = typing.get_type_hints(SearchConfig)[annotation]
@@ -222,17 +286,24 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def cmd_plugins(args: argparse.Namespace, plugins: Plugins) -> int:
+    from autotl.hookspecs import PLUGIN_API_VERSION
+    from autotl.plugins import autotl_version
+
     plugins.fill_all()
     if args.json:
         print(json.dumps({
+            "autotl": autotl_version(),
+            "plugin_api": PLUGIN_API_VERSION,
             "plugins": [dataclasses.asdict(i) for i in plugins.info.values()],
             "skipped": [dataclasses.asdict(f) for f in plugins.failures],
             "blocked": plugins.blocked,
         }, indent=2))
         return 0
     width = max((len(n) for n in plugins.info), default=10)
+    print(f"autotl {autotl_version()}, plugin API {PLUGIN_API_VERSION}\n")
     for info in plugins.info.values():
-        print(f"{info.name:<{width}}  {info.version or '-':<8}  {info.source}")
+        api = f"  (plugin API {info.api})" if info.api else ""
+        print(f"{info.name:<{width}}  {info.version or '-':<8}  {info.source}{api}")
         for kind, names in sorted(info.registered.items()):
             print(f"{'':<{width}}    {PLURALS[kind]}: {', '.join(names)}")
         if info.hooks:
@@ -240,7 +311,7 @@ def cmd_plugins(args: argparse.Namespace, plugins: Plugins) -> int:
     for name in plugins.blocked:
         print(f"{name:<{width}}  blocked by {DISABLE_ENV}")
     if plugins.failures:
-        print("\nskipped (broken):")
+        print("\nskipped (broken, or made for another plugin API):")
         for failure in plugins.failures:
             print(f"  {failure.name}: {failure.stage}: {failure.error}")
     return 0
@@ -281,7 +352,40 @@ def cmd_search(args: argparse.Namespace, plugins: Plugins) -> int:
     # The command owns its process: Optuna's study-created notices (a size map's re-run studies
     # among them) would interleave with autotl's own log.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    result = search(config_from_args(args), plugins=plugins)  # a Recommendation or a SizeMap
+    config = config_from_args(args)
+    result = search(config, plugins=plugins)  # a Recommendation, a SizeMap, or None
+    if result is None:  # --workers 0: the study is created; workers elsewhere run it
+        print("study created; start workers with `autotl worker --storage URL --study NAME` "
+              "(or $AUTOTL_STORAGE), then write the outputs with `autotl report`.")
+        return 0
+    print(result.summary())
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, plugins: Plugins) -> int:
+    from pathlib import Path
+
+    from autotl.worker import run_worker
+
+    ran = run_worker(_storage_arg(args), args.study, data=args.data,
+                     out=Path(args.out) if args.out else None,
+                     cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                     device=args.device, index=args.index, plugins=plugins,
+                     artifacts=Path(args.artifacts) if args.artifacts else None)
+    print(f"worker done: ran {ran} trials of study {args.study}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, plugins: Plugins) -> int:
+    from pathlib import Path
+
+    from autotl.worker import write_report
+
+    result = write_report(_storage_arg(args), args.study, data=args.data,
+                          out=Path(args.out) if args.out else None, device=args.device,
+                          cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                          plugins=plugins,
+                          artifacts=Path(args.artifacts) if args.artifacts else None)
     print(result.summary())
     return 0
 

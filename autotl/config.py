@@ -114,6 +114,27 @@ class SearchConfig:
         "`autotl worker` processes join",
         default=None,
     )
+    workers: int = _help(
+        "processes on this machine that run the study's trials, each an `autotl worker` "
+        "(one GPU each, round robin; on CPU the cores are split among them); without "
+        "--storage they share a journal file in --out. 0: only create the study, for "
+        "workers started elsewhere",
+        default=1,
+    )
+    artifacts: Path | None = _help(
+        "where trials' trained tensors are kept until the search picks one (default: "
+        "<out>/artifacts); with workers on several hosts, a folder they all reach (a shared "
+        "file system, or an object store mounted as one), so `autotl report` need not "
+        "retrain the picked trials",
+        default=None,
+    )
+    heartbeat_seconds: int = _help(
+        "how often a running trial tells the storage it is alive", default=30)
+    grace_seconds: int = _help(
+        "a running trial silent this long is taken as dead (its process killed): failed "
+        "and queued again",
+        default=120,
+    )
     study: str | None = _help(
         "study name (default: derived from data, size and backbone); rerun to resume",
         default=None,
@@ -169,6 +190,8 @@ class SearchConfig:
             self.out = Path(self.out)
         if self.cache_dir is not None:
             self.cache_dir = Path(self.cache_dir)
+        if self.artifacts is not None:
+            self.artifacts = Path(self.artifacts)
         for name in ("strategies", "heads", "classes", "sizes"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -212,6 +235,13 @@ class SearchConfig:
              f"cache_max_bytes must be >= 0, but got {self.cache_max_bytes}."),
             (self.strategies is None or len(self.strategies) > 0,
              "strategies is empty; name at least one or leave it out for all."),
+            (isinstance(self.heartbeat_seconds, int) and self.heartbeat_seconds >= 1,
+             f"heartbeat_seconds must be a whole number of seconds >= 1, but got "
+             f"heartbeat_seconds={self.heartbeat_seconds!r}."),
+            (self.grace_seconds > self.heartbeat_seconds,
+             f"grace_seconds must exceed heartbeat_seconds ({self.heartbeat_seconds}), or a "
+             f"live trial is taken as dead; but got grace_seconds={self.grace_seconds}."),
+            (self.workers >= 0, f"workers must be >= 0, but got workers={self.workers}."),
             (self.seeds >= 1, f"seeds must be at least 1, but got seeds={self.seeds}."),
             (self.prior_top >= 0, f"prior_top must be >= 0, but got {self.prior_top}."),
             (self.heads is None or len(self.heads) > 0,
@@ -220,6 +250,16 @@ class SearchConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        if self.workers > 1 and str(self.storage or "").startswith("sqlite"):
+            raise ConfigError(
+                f"--workers {self.workers} with --storage {self.storage}: SQLite is not safe "
+                "for several processes writing at once; leave out --storage (the workers then "
+                "share a journal file in --out) or use postgresql://….")
+        if self.sizes is not None and self.workers != 1:
+            raise ConfigError(
+                f"--sizes runs its studies one after another in this process, so --workers "
+                f"{self.workers} does not apply to it; run one `autotl search --n-per-class K "
+                f"--workers {self.workers}` per size instead (each its own study).")
         if self.sizes is not None:
             from autotl.size_map import parse_sizes
 

@@ -35,3 +35,8 @@ class DataError(AutoTLError, ValueError):
 
 class WeightsError(AutoTLError):
     """Pretrained weights could not be found, converted or loaded."""
+
+
+class StorageError(AutoTLError):
+    """The study's storage cannot be opened or written; the message names the host, never a
+    password."""

@@ -1,4 +1,5 @@
-"""Every hook a plugin may implement: the one file a plugin author reads.
+"""Every hook a plugin may implement: the reference a plugin author reads (docs/plugins.md is
+the guide: a plugin from zero, each contract, testing with ``autotl.testing``, publishing).
 
 A plugin is a module (or object) with functions decorated by :data:`autotl.hookimpl`, found
 through the ``autotl`` entry-point group::
@@ -24,6 +25,9 @@ Rules every implementation follows:
   an error that names both plugins.
 - A hook that raises gets its plugin reported by name and skipped (``--strict`` or
   ``AUTOTL_STRICT_PLUGINS=1`` turns that into an error); what it registered is withdrawn.
+- Say which plugin API versions the plugin works with, as a module attribute holding a PEP 440
+  range: ``AUTOTL_PLUGIN_API = ">=1.1,<2"``. A plugin whose range excludes
+  :data:`PLUGIN_API_VERSION` is skipped at load time and flagged by ``autotl plugins``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from autotl.training import TrialResult
 
 PROJECT = "autotl"
+#: The plugin API this autotl offers, ``MAJOR.MINOR``. MINOR grows when hooks or spec fields are
+#: added (plugins written for an older MINOR keep working); MAJOR grows when a hook or field
+#: changes meaning or goes away. 1.1 added ``StrategySpec.inapplicable``.
+PLUGIN_API_VERSION = "1.1"
+#: The module attribute a plugin declares its supported range in.
+PLUGIN_API_ATTRIBUTE = "AUTOTL_PLUGIN_API"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -74,7 +84,11 @@ def autotl_register_strategies(registry: Registry[StrategySpec]) -> None:
 
     :param registry: call ``registry.add(StrategySpec(...))``. ``frozen_depth`` must be exact:
         the activation cache reuses the outputs of that many leading layer groups, so a
-        strategy that changes anything inside them must report a smaller depth.
+        strategy that changes anything inside them must report a smaller depth. ``suggest``
+        names its parameters ``<strategy>.<param>``; ``known_good`` configs lie inside
+        ``lr_range`` and that space; ``inapplicable(backbone)`` says why the strategy cannot
+        run on a backbone (or returns ``None``). ``autotl.testing.StrategyConformance``
+        checks all of it.
     """
 
 
@@ -128,4 +142,5 @@ def hook_names() -> list[str]:
     return sorted(n for n, v in globals().items() if n.startswith("autotl_") and callable(v))
 
 
-__all__ = ["REGISTRATION_HOOKS", "hook_names", "hookimpl", "hookspec"]
+__all__ = ["PLUGIN_API_ATTRIBUTE", "PLUGIN_API_VERSION", "REGISTRATION_HOOKS", "hook_names",
+           "hookimpl", "hookspec"]

@@ -3,8 +3,9 @@
 Built-in plugins are registered through the same door as third-party ones (datasette's
 ``DEFAULT_PLUGINS``): each is a module with ``@hookimpl`` functions and a name that
 ``AUTOTL_DISABLE_PLUGINS`` can block. Third-party plugins come from the ``autotl`` entry-point
-group. A plugin that fails to import, implements an unknown hook, takes defaulted parameters or
-raises in a registration hook is reported by name and skipped, unless ``strict`` is set.
+group. A plugin that fails to import, implements an unknown hook, takes defaulted parameters,
+declares a plugin API range that excludes this autotl's, or raises in a registration hook is
+reported by name and skipped, unless ``strict`` is set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functools import cached_property
 from typing import Any
 
 import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from autotl import hookspecs
 from autotl.errors import PluginError
@@ -66,6 +68,7 @@ class PluginInfo:
     source: str
     registered: dict[str, list[str]] = field(default_factory=dict)
     hooks: list[str] = field(default_factory=list)  # other hooks it implements
+    api: str = ""  # the plugin API range it declares (AUTOTL_PLUGIN_API), "" if none
 
 
 @dataclass
@@ -86,7 +89,24 @@ def disabled_plugins() -> set[str]:
     return {name.strip() for name in raw.split(",") if name.strip()}
 
 
-def _autotl_version() -> str:
+def api_problem(declared: object) -> str | None:
+    """Why a plugin declaring ``AUTOTL_PLUGIN_API = declared`` cannot be loaded, or ``None``."""
+    if declared is None:
+        return None
+    offered = hookspecs.PLUGIN_API_VERSION
+    try:
+        supported = SpecifierSet(str(declared))
+    except InvalidSpecifier:
+        return (f"{hookspecs.PLUGIN_API_ATTRIBUTE} = {declared!r} is not a version range; "
+                f"write one like '>=1.1,<2' (this autotl offers plugin API {offered})")
+    if supported.contains(offered, prereleases=True):
+        return None
+    return (f"it supports autotl plugin API {supported} but autotl {autotl_version()} offers "
+            f"plugin API {offered}; install a release of the plugin made for plugin API "
+            f"{offered.split('.')[0]}.x, or an autotl whose plugin API is in {supported}")
+
+
+def autotl_version() -> str:
     try:
         return importlib.metadata.version("autotl")
     except importlib.metadata.PackageNotFoundError:  # running from a source tree
@@ -131,6 +151,11 @@ class Plugins:
         if self.pm.has_plugin(name) or name in self.info:
             self._fail(name, "register", f"another plugin is already called {name!r}")
             return False
+        api = getattr(plugin, hookspecs.PLUGIN_API_ATTRIBUTE, None)
+        problem = api_problem(api)
+        if problem:
+            self._fail(name, "api", problem)
+            return False
         try:
             self.pm.register(plugin, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
@@ -145,8 +170,18 @@ class Plugins:
             caller.name for caller in self.pm.get_hookcallers(plugin) or []
             if caller.name not in hookspecs.REGISTRATION_HOOKS.values()
         )
-        self.info[name] = PluginInfo(name=name, version=version, source=source, hooks=hooks)
+        self.info[name] = PluginInfo(name=name, version=version, source=source, hooks=hooks,
+                                     api=str(api or ""))
         return True
+
+    def add(self, plugin: object, name: str | None = None, *,
+            source: str = "passed in") -> bool:
+        """Register ``plugin`` (a module, or an object with hook implementations) into this
+        loaded manager; registries already filled are filled again on their next use."""
+        added = self.register(name or _plugin_name(plugin), plugin, version="", source=source)
+        for kind in ("backbones", "heads", "strategies", "datasets"):
+            self.__dict__.pop(kind, None)  # the cached_property values
+        return added
 
     def _validate(self, plugin: object) -> str | None:
         known = hookspecs.hook_names()
@@ -172,7 +207,7 @@ class Plugins:
             except Exception as exc:  # noqa: BLE001 - reported like any broken plugin
                 self._fail(name, "import", f"{type(exc).__name__}: {exc} (from {module_name})")
                 continue
-            self.register(name, module, version=_autotl_version(), source="built-in")
+            self.register(name, module, version=autotl_version(), source="built-in")
 
     def load_entry_points(self) -> None:
         for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=str):

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autotl.selection import Choice, Scored, choose
+from autotl.storage import mask_url
 
 STATES = ("complete", "pruned", "fail")
 
@@ -237,7 +238,7 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
         per_strategy=per_strategy,
         n_trials=len(trials),
         trial_states={k: v for k, v in states.items() if v},
-        storage=str(config.storage),
+        storage=mask_url(config.storage),
         study=str(config.study),
         tolerance=config.tolerance,
         n_groups=backbone.n_groups,

@@ -30,12 +30,17 @@ if TYPE_CHECKING:  # pragma: no cover - typing only, keeps torch off the discove
 
 MODALITIES = ("image", "text")
 BUILTIN_PREFIX = "autotl."
-_NAME = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*:)?[A-Za-z0-9][A-Za-z0-9_.+/-]*$")
+# After a namespace the id may be a path (``hf:/models/my-bert``, ``hf:./my-bert``).
+_NAME = re.compile(r"^(?:[a-z0-9][a-z0-9_.-]*:[A-Za-z0-9./]|[A-Za-z0-9])[A-Za-z0-9_.+/-]*$")
 _NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 def _no_params(*_args: Any) -> dict[str, Any]:
     return {}
+
+
+def _applies_everywhere(_backbone: Any) -> str | None:
+    return None
 
 
 def _check_name(name: object, kind: str) -> None:
@@ -115,6 +120,10 @@ class StrategySpec:
     - ``lr_range`` bounds the log-uniform learning rate searched for this strategy.
     - ``known_good(backbone)`` lists configs (including ``lr``) enqueued before the sampler
       takes over, so every strategy is measured at least once.
+    - ``inapplicable(backbone)`` says why the strategy cannot run on ``backbone`` (no modules
+      it adapts, a modality it does not support), or returns ``None`` when it can. The search
+      asks once the backbone is built: a strategy the user named is then an error, one taken
+      from "every registered strategy" is left out with that reason.
     """
 
     name: str
@@ -123,6 +132,7 @@ class StrategySpec:
     suggest: Callable[[optuna.Trial, Backbone], dict[str, Any]] = _no_params
     lr_range: tuple[float, float] = (1e-5, 1e-2)
     known_good: Callable[[Backbone], list[dict[str, Any]]] = lambda _backbone: [{"lr": 1e-3}]
+    inapplicable: Callable[[Backbone], str | None] = _applies_everywhere
     description: str = ""
     provider: str = ""
 
@@ -134,6 +144,7 @@ class StrategySpec:
             frozen_depth=self.frozen_depth,
             suggest=self.suggest,
             known_good=self.known_good,
+            inapplicable=self.inapplicable,
         )
         low, high = self.lr_range
         if not 0 < low < high:

@@ -12,13 +12,15 @@ import math
 from pathlib import Path
 from typing import Any
 
+from autotl.errors import AutoTLError
 from autotl.recommendation import Recommendation
 
 log = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = ["number", "state", "origin", "strategy", "val_accuracy", "test_accuracy",
                  "train_seconds", "eval_seconds", "trainable_params", "total_params",
-                 "frozen_depth", "cached_depth", "steps", "device"]
+                 "frozen_depth", "cached_depth", "steps", "accumulation_steps", "device",
+                 "worker"]
 
 
 def write_outputs(recommendation: Recommendation, study: Any, out: Path) -> None:
@@ -33,8 +35,16 @@ def write_outputs(recommendation: Recommendation, study: Any, out: Path) -> None
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:  # a full disk: the previous file stays whole, the study is intact
+        tmp.unlink(missing_ok=True)
+        raise AutoTLError(
+            f"could not write {path}: {exc.strerror or exc}. The study's trials are safe in "
+            "its storage; free some space (or pick another --out) and write the outputs again "
+            "with `autotl report`."
+        ) from exc
 
 
 def trial_rows(study: Any) -> list[dict[str, Any]]:
@@ -63,7 +73,8 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
                     else key] = value
         if t.state.name == "PRUNED" and attrs.get("history"):
             row["val_accuracy"] = attrs["history"][-1][1]
-        row["error"] = attrs.get("error", "")
+        # why it did not complete: a failure's error, or the fault that stopped it early
+        row["error"] = attrs.get("error") or attrs.get("reason", "")
         rows.append(row)
     return rows
 
@@ -84,9 +95,14 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 # -- markdown ----------------------------------------------------------------------------------
 
 
-def _why(rec: Recommendation) -> list[str]:
+def _why(rec: Recommendation, rows: list[dict[str, Any]] | None = None) -> list[str]:
     """Plain reasons read off the measurements."""
     reasons = list(rec.notes)
+    devices = sorted({str(r["device"]) for r in rows or [] if r.get("device")})
+    if len(devices) > 1:  # workers on mixed hardware
+        reasons.append(f"Trials ran on {len(devices)} kinds of device ({', '.join(devices)}): "
+                       "training seconds, and so which config is cheapest, compare only "
+                       "within one kind.")
     best = rec.recommended
     if best is None:
         return reasons
@@ -148,10 +164,10 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
                      f"{_acc(s.get('test_accuracy'))} | {_acc(s['max_val_accuracy'])} | "
                      f"{s['n_trials']} ({s['n_complete']}, {s['n_sampled']}) | "
                      f"{secs} | {params} | {best} |")
-    lines += ["", "## Why", ""] + [f"- {r}" for r in _why(rec)]
-    failed = [r for r in rows if r["state"] == "fail"]
+    lines += ["", "## Why", ""] + [f"- {r}" for r in _why(rec, rows)]
+    failed = [r for r in rows if r["state"] == "fail" or (r["state"] == "pruned" and r["error"])]
     if failed:
-        lines += ["", "## Failed trials", ""]
+        lines += ["", "## Failed or stopped trials", ""]
         lines += [f"- trial {r['number']} ({r['strategy'] or '?'}): {r['error']}"
                   for r in failed]
     lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
@@ -253,7 +269,7 @@ def html_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
         "padding:1em;border-radius:6px;white-space:pre-wrap}</style></head><body>",
         f"<h1>autotl report: {esc(rec.study)}</h1>",
         f"<div class='summary'>{esc(rec.summary())}</div>",
-        "<h2>Why</h2><ul>", *(f"<li>{esc(r)}</li>" for r in _why(rec)), "</ul>",
+        "<h2>Why</h2><ul>", *(f"<li>{esc(r)}</li>" for r in _why(rec, rows)), "</ul>",
     ]
     for title, png in _plots(rec, rows):
         parts += [f"<h2>{esc(title)}</h2>",

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,17 +29,39 @@ MANIFEST = "model.json"
 
 
 def save_model(folder: Path, state: dict[str, torch.Tensor], manifest: dict[str, Any]) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into ``folder`` atomically."""
+    """Write ``model.safetensors`` and ``model.json`` as one unit.
+
+    Both go into a new hidden folder beside ``folder``; then ``folder``, a symbolic link, is
+    switched to it by one rename. A reader (or another process saving at the same moment)
+    sees the old model or the new one, never the weights of one with the manifest of the
+    other, and a failed write (a full disk) leaves the previous model in place.
+    """
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-        tmp_path = Path(tmp)
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / WEIGHTS))
-        (tmp_path / MANIFEST).write_text(json.dumps({"format": FORMAT, **manifest}, indent=2))
-        for name in (WEIGHTS, MANIFEST):
-            (tmp_path / name).chmod(0o644)
-            os.replace(tmp_path / name, folder / name)
+    parent = folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    version = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=parent))
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(version / WEIGHTS))
+        (version / MANIFEST).write_text(json.dumps({"format": FORMAT, **manifest}, indent=2))
+        for path in (version / WEIGHTS, version / MANIFEST):
+            path.chmod(0o644)
+        version.chmod(0o755)
+    except OSError as exc:
+        shutil.rmtree(version, ignore_errors=True)
+        raise AutoTLError(
+            f"could not write the model to {folder}: {exc.strerror or exc}. The study's trials "
+            "are safe in its storage; free some space (or pick another --out) and write the "
+            "outputs again with `autotl report`."
+        ) from exc
+    previous = os.readlink(folder) if folder.is_symlink() else None
+    link = parent / f"{version.name}.link"
+    os.symlink(version.name, link)  # relative: the run folder can be moved or copied
+    if folder.is_dir() and not folder.is_symlink():  # a plain folder, from an older autotl
+        shutil.rmtree(folder)
+    os.replace(link, folder)
+    if previous and previous != version.name and "/" not in previous:
+        shutil.rmtree(parent / previous, ignore_errors=True)
     return folder
 
 
@@ -89,6 +112,7 @@ def load_model(path: str | os.PathLike[str], plugins: Any = None) -> LoadedModel
     if not (folder / MANIFEST).is_file():
         raise AutoTLError(f"no saved model in {str(path)!r}: expected {MANIFEST} and {WEIGHTS} "
                           "(a search's --out folder or its best_model/ subfolder).")
+    folder = folder.resolve()  # one version: a save meanwhile switches the link, not files
     manifest = json.loads((folder / MANIFEST).read_text())
     plugins = plugins or load_plugins()
     backbone = build_backbone(plugins.backbones.get(manifest["backbone"]),
@@ -132,14 +156,16 @@ def load_model(path: str | os.PathLike[str], plugins: Any = None) -> LoadedModel
 STATE_ATTR = "state_artifact"
 
 
-def _store(out: Path) -> Any:
+def _store(folder: Path) -> Any:
+    """The artifact store in ``folder``: ``<out>/artifacts``, or ``--artifacts``, a folder
+    every worker reaches (a shared file system, or an object store mounted as one)."""
     from optuna.artifacts import FileSystemArtifactStore
 
-    (out / "artifacts").mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(out / "artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(folder))
 
 
-def keep_trial_state(trial: Any, trained: dict[str, torch.Tensor], out: Path) -> None:
+def keep_trial_state(trial: Any, trained: dict[str, torch.Tensor], store: Path) -> None:
     """Keep a running trial's final trained tensors in the study's artifact store, so the
     driver can save or score it once selection names it (its id: user attr
     ``state_artifact``)."""
@@ -152,14 +178,14 @@ def keep_trial_state(trial: Any, trained: dict[str, torch.Tensor], out: Path) ->
         save_file({k: v.contiguous() for k, v in trained.items()}, str(path))
         try:
             artifact_id = upload_artifact(study_or_trial=trial, file_path=str(path),
-                                          artifact_store=_store(out))
+                                          artifact_store=_store(store))
         except (OSError, optuna.exceptions.OptunaError) as exc:  # retrained if needed
             log.warning("could not keep trial %d's trained tensors: %s", trial.number, exc)
             return
     trial.set_user_attr(STATE_ATTR, artifact_id)
 
 
-def load_trial_state(trial: Any, out: Path) -> dict[str, torch.Tensor] | None:
+def load_trial_state(trial: Any, store: Path) -> dict[str, torch.Tensor] | None:
     """A trial's kept tensors, or None when they were not kept (or were pruned)."""
     from optuna.artifacts import download_artifact
     from safetensors.torch import load_file
@@ -170,7 +196,7 @@ def load_trial_state(trial: Any, out: Path) -> dict[str, torch.Tensor] | None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "state.safetensors"
         try:
-            download_artifact(artifact_store=_store(out), artifact_id=artifact_id,
+            download_artifact(artifact_store=_store(store), artifact_id=artifact_id,
                               file_path=str(path))
         except Exception as exc:  # noqa: BLE001 — any store failure: fall back to retraining
             log.info("trial %d's kept tensors are unavailable (%s)", trial.number, exc)
@@ -178,9 +204,9 @@ def load_trial_state(trial: Any, out: Path) -> dict[str, torch.Tensor] | None:
         return load_file(str(path))
 
 
-def prune_trial_states(study: Any, out: Path, keep: set[int]) -> None:
+def prune_trial_states(study: Any, folder: Path, keep: set[int]) -> None:
     """Remove kept tensors of trials the selection no longer names, bounding the store."""
-    store = _store(out)
+    store = _store(folder)
     for trial in study.get_trials(deepcopy=False):
         artifact_id = trial.user_attrs.get(STATE_ATTR)
         if artifact_id and trial.number not in keep:

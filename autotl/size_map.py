@@ -294,7 +294,7 @@ def measure_rung(session: Any, seeds: int) -> SizeEntry:
 
     study = session.study
     with _quiet_optuna():
-        reruns = optuna.create_study(storage=session.config.storage, direction="maximize",
+        reruns = optuna.create_study(storage=study._storage, direction="maximize",
                                      study_name=study.study_name + RERUN_STUDY_SUFFIX,
                                      load_if_exists=True)
     done = {(t.user_attrs.get("source_trial"), t.user_attrs.get("seed")): t

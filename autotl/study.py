@@ -18,9 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from autotl.config import SearchConfig
-from autotl.errors import ConfigError
+from autotl.errors import ConfigError, StorageError
 from autotl.plugins import Plugins, load_plugins
 from autotl.registry import BackboneSpec, HeadSpec, StrategySpec
+from autotl.storage import (
+    STORAGE_RETRIES,
+    STORAGE_RETRY_SECONDS,
+    describe_error,
+    is_connection_error,
+    mask_url,
+    open_storage,
+    storage_host,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +38,6 @@ DEFAULT_BACKBONES = {
     "text": ("offline:minilm-l6", "hf:sentence-transformers/all-MiniLM-L6-v2"),
 }
 KNOWN_GOOD_WEIGHT_DECAY = 1e-4
-# A trial whose process dies (killed, out of memory, power loss) stays RUNNING in storage;
-# Optuna fails it once its heartbeat is older than the grace period and we queue it again.
-HEARTBEAT_SECONDS = 30
-GRACE_SECONDS = 120
-MAX_RETRIES = 1
 _BACKBONES: dict[tuple[str, bool], Any] = {}  # pretrained weights, loaded once per process
 
 
@@ -73,6 +77,9 @@ class Prepared:
     test: Any = None  # scored once after selection; never an input to a choice
     source_fingerprint: str = ""  # the data before any test rows were held out
     left_out: dict[str, str] = field(default_factory=dict)  # strategy → why it does not apply
+    # Named in --strategies (an inapplicable one is an error) rather than taken from every
+    # registered strategy (an inapplicable one is left out); see keep_applicable_strategies.
+    strategies_named: bool = False
 
 
 def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
@@ -116,6 +123,7 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
                           "`autotl list datasets` shows the built-in ones.")
+    named = bool(config.strategies)
     strategies = {n: plugins.strategies.get(n) for n in (config.strategies
                                                           or plugins.strategies.names())}
     heads = {n: plugins.heads.get(n) for n in (config.heads or plugins.heads.names())}
@@ -154,7 +162,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
         "test": activation_key(data=data.fingerprint, split="test"),
     }
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
-                    test=data.test, source_fingerprint=source_fingerprint)
+                    test=data.test, source_fingerprint=source_fingerprint,
+                    strategies_named=named)
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:
@@ -185,7 +194,14 @@ def run_search(config: SearchConfig, *, plugins: Plugins | None = None,
                progress: bool | None = None) -> Any:
     """Validate, build, optimise, and write the outputs; returns the Recommendation."""
     session = Session(config, plugins=plugins, progress=progress)
-    session.optimize()
+    if session.config.workers == 1:
+        session.optimize()
+    else:  # N local `autotl worker` processes; 0: the study is created for workers elsewhere
+        from autotl.worker import run_local_workers
+
+        run_local_workers(session)
+        if session.config.workers == 0:
+            return None
     recommendation = session.finish()
     if session.interrupted:
         raise KeyboardInterrupt
@@ -194,11 +210,19 @@ def run_search(config: SearchConfig, *, plugins: Plugins | None = None,
 
 class Session:
     """One study, opened: the validated request, its storage, the pretrained backbone and the
-    trainer its trials share. ``optimize`` runs trials; ``finish`` writes the outputs."""
+    trainer its trials share. ``optimize`` runs trials; ``finish`` writes the outputs.
+
+    The session that creates a study stores its request and queues the prior's and the
+    known-good configs; ``attach=True`` (a worker, ``autotl report``) joins an existing study
+    instead, queues nothing, and seeds its sampler with ``seed + worker_index``. With
+    ``suggestions=[]`` and ``known_good=False`` nothing is queued but what the caller queues
+    (``autotl bench``'s fixed grids).
+    """
 
     def __init__(self, config: SearchConfig, *, plugins: Plugins | None = None,
                  progress: bool | None = None,
-                 suggestions: list[dict[str, Any]] | None = None) -> None:
+                 suggestions: list[dict[str, Any]] | None = None, attach: bool = False,
+                 worker_index: int = 0, known_good: bool = True) -> None:
         import optuna
 
         from autotl.training import resolve_device
@@ -211,31 +235,54 @@ class Session:
         study_name = config.study or default_study_name(config)
         out = Path(config.out) if config.out else Path("runs") / study_name
         out.mkdir(parents=True, exist_ok=True)
-        storage = config.storage or f"sqlite:///{out.resolve() / 'study.db'}"
+        storage = config.storage or default_storage(out, config.workers)
         config = config.replace(study=study_name, out=out, storage=storage)
         prep.config = config
         device = resolve_device(config.device)
 
-        sampler = self.plugins.pm.hook.autotl_create_sampler(config=config)
+        # Workers draw their own random start-up configs: seed + index.
+        sampler = self.plugins.pm.hook.autotl_create_sampler(
+            config=config.replace(seed=config.seed + worker_index) if worker_index else config)
         pruner = (self.plugins.pm.hook.autotl_create_pruner(config=config) if config.prune
                   else optuna.pruners.NopPruner())
+        opened = open_storage(storage, heartbeat_seconds=config.heartbeat_seconds,
+                              grace_seconds=config.grace_seconds)
         with _quiet_optuna():
-            study = optuna.create_study(storage=open_storage(storage), study_name=study_name,
-                                        direction="maximize", sampler=sampler, pruner=pruner,
-                                        load_if_exists=True)
-        check_or_record_request(study, config, prep, self.plugins)
+            if attach:
+                study, created = optuna.load_study(study_name=study_name, storage=opened,
+                                                   sampler=sampler, pruner=pruner), False
+            else:
+                try:  # the one process that creates the study records its request
+                    study, created = optuna.create_study(
+                        storage=opened, study_name=study_name, direction="maximize",
+                        sampler=sampler, pruner=pruner), True
+                except optuna.exceptions.DuplicatedStudyError:
+                    study, created = optuna.load_study(study_name=study_name, storage=opened,
+                                                       sampler=sampler, pruner=pruner), False
+        # Which strategies apply needs the built backbone (loaded once per process), and the
+        # stored request records the strategies left out, so it is decided before the check.
+        keep_applicable_strategies(prep, configured_backbone(prep.backbone_spec, config))
+        check_or_record_request(study, config, prep, self.plugins, created=created,
+                                joining=attach)
 
         backbone, self.trainer, self.cache = build_trainer(prep, device)
         self.config, self.prep, self.study, self.backbone, self.out = (
             config, prep, study, backbone, out)
-        if suggestions is None:
-            suggestions = self.prior_suggestions()
-        for params in suggestions:
-            study.enqueue_trial(params, user_attrs={"origin": "prior"}, skip_if_exists=True)
-        enqueue_known_good(study, prep, backbone)
+        if not attach:  # queued once, by the study's creator (or a resume), never by workers
+            from autotl.worker import record_run
+
+            if suggestions is None:
+                suggestions = self.prior_suggestions()
+            for params in suggestions:
+                study.enqueue_trial(params, user_attrs={"origin": "prior"},
+                                    skip_if_exists=True)
+            if known_good:
+                enqueue_known_good(study, prep, backbone)
+            self.run = record_run(study, config, self.trainer._digest_weights())
         log.info("study %s: %d train / %d val examples of %d classes, %s, %d steps per trial, "
                  "on %s; storage %s", study_name, len(prep.train), len(prep.val),
-                 len(prep.data.class_names), backbone.name, self.trainer.steps, device, storage)
+                 len(prep.data.class_names), backbone.name, self.trainer.steps, device,
+                 mask_url(storage))
 
         finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
         if finished:
@@ -282,28 +329,89 @@ class Session:
     def logme(self) -> float | None:
         return frozen_logme(self.trainer)
 
-    def optimize(self) -> None:
-        """Run ``config.trials`` more trials (or until ``config.timeout``); Ctrl-C stops
-        after recording what finished."""
+    def objective(self) -> Objective:
+        return Objective(self.trainer, self.prep, self.plugins, self.out, self.backbone)
+
+    def progress_bar(self) -> _ProgressBar:
+        return _progress_bar(self.config, self.progress)
+
+    def optimize(self, *, objective: Any = None, n_trials: int | None = -1,
+                 timeout: float | None = -1.0, callbacks: list[Any] | None = None) -> None:
+        """Run ``config.trials`` more trials (or until ``config.timeout``), fewer where other
+        workers on the study reach its target first; Ctrl-C stops after recording what
+        finished. A worker passes its own objective, stopping rule and deadline."""
+        from autotl.worker import RUN_ATTR, is_done
+
         config, prep = self.config, self.prep
+        n_trials = config.trials if n_trials == -1 else n_trials
+        timeout = config.timeout if timeout == -1.0 else timeout
         if config.trials < len(prep.strategies) and not self.study.get_trials(deepcopy=False):
             log.warning("%d trials cannot measure all %d strategies (%s); every strategy gets "
                         "a known-good trial first, so ask for at least %d.", config.trials,
                         len(prep.strategies), ", ".join(prep.strategies), len(prep.strategies))
-        objective = Objective(self.trainer, prep, self.plugins, self.out, self.backbone)
+        objective = objective or self.objective()
         bar = _progress_bar(config, self.progress)
-        callbacks = [bar.callback]
+        callbacks = [bar.callback, *(callbacks or [])]
         if config.budget_seconds:
             callbacks.append(_stop_at_budget(config.budget_seconds))
+        run = self.study.user_attrs.get(RUN_ATTR)
+        if run:  # workers elsewhere on this study count towards its target too
+            callbacks.append(lambda study, trial: study.stop() if is_done(study, run) else None)
+        finished_here, failures, start = 0, 0, time.monotonic()
+
+        def count(study: Any, trial: Any) -> None:
+            nonlocal finished_here, failures
+            finished_here += 1
+            failures = 0  # the database answered: retries count again from zero
+
+        callbacks.append(count)
         try:
-            with _quiet_optuna():
-                self.study.optimize(objective, n_trials=config.trials, timeout=config.timeout,
-                                    catch=(Exception,), callbacks=callbacks,
-                                    gc_after_trial=True)
+            while True:
+                try:
+                    with _quiet_optuna():
+                        self.study.optimize(
+                            objective, timeout=None if timeout is None
+                            else max(1e-3, timeout - (time.monotonic() - start)),
+                            n_trials=None if n_trials is None
+                            else max(0, n_trials - finished_here),
+                            catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+                    return
+                except Exception as exc:  # the database went away mid-study
+                    if _taken_for_dead(exc):
+                        # Silent past the grace period (a stalled host), this process's
+                        # trial was failed and queued again by another: its result is
+                        # refused, the retry measures the config; carry on.
+                        log.warning("a trial of this process was taken for dead (no "
+                                    "heartbeat for %d s) and queued again; its result is "
+                                    "dropped", self.config.grace_seconds)
+                        continue
+                    if not is_connection_error(exc):
+                        raise
+                    failures += 1
+                    self._lost_storage(exc, failures)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
             bar.close()
+
+    def _lost_storage(self, exc: Exception, failures: int) -> None:
+        """Wait and carry on after losing the database, up to STORAGE_RETRIES times in a row;
+        then stop cleanly. Completed trials are already stored; the one in flight stays
+        RUNNING until the heartbeat fails it and queues it again."""
+        where = f"{storage_host(self.config.storage)} ({mask_url(self.config.storage)})"
+        while not _is_storage_failure(exc) and (exc.__cause__ or exc.__context__):
+            exc = exc.__cause__ or exc.__context__  # the lost connection, not what it broke
+        reason = describe_error(exc).replace(str(self.config.storage), mask_url(
+            self.config.storage))
+        if failures > STORAGE_RETRIES:
+            raise StorageError(
+                f"lost the study database on {where} {failures} times in a row, last: "
+                f"{reason}. Every trial it completed is stored; run the same command again "
+                "(or restart the worker) once the database is back.") from None
+        wait = STORAGE_RETRY_SECONDS * failures
+        log.warning("lost the study database on %s (%s); retrying in %.0f s (%d of %d)",
+                    where, reason, wait, failures, STORAGE_RETRIES)
+        time.sleep(wait)
 
     def finish(self) -> Any:
         """Build the recommendation from storage and write every output file."""
@@ -317,7 +425,7 @@ class Session:
         write_outputs(recommendation, self.study, self.out)
         from autotl.saved_model import prune_trial_states
 
-        prune_trial_states(self.study, self.out, keep=named)
+        prune_trial_states(self.study, artifact_dir(self.config), keep=named)
         return recommendation
 
     def finish_models(self, recommendation: Any) -> set[int]:
@@ -364,7 +472,7 @@ class Session:
         on CPU; logged, since on a GPU the last bits can differ)."""
         from autotl.saved_model import load_trial_state
 
-        state = load_trial_state(trial, self.out)
+        state = load_trial_state(trial, artifact_dir(self.config))
         if state is not None:
             return state
         log.info("trial %d's trained tensors were not kept; training it again (seed %d)",
@@ -405,9 +513,8 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
 
     config = prep.config
     backbone = configured_backbone(prep.backbone_spec, config)
-    if "subset" in prep.strategies and backbone.n_groups < 2:
-        raise ConfigError(f"{backbone.name} has {backbone.n_groups} layer group; the subset "
-                          "strategy needs at least 2. Leave subset out of --strategies.")
+    keep_applicable_strategies(prep, backbone)
+    config = prep.config
     cache = (ActivationCache(config.cache_dir or cache_root() / "activations",
                              config.cache_max_bytes) if config.cache else None)
     trainer = Trainer(backbone, prep.train, prep.val, test=prep.test,
@@ -415,6 +522,29 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
                       config=config, strategies=prep.strategies, heads=prep.heads,
                       split_keys=prep.split_keys, cache=cache, device=device)
     return backbone, trainer, cache
+
+
+def keep_applicable_strategies(prep: Prepared, backbone: Any) -> None:
+    """Ask each strategy whether it applies to the built backbone, before anything is enqueued:
+    one the user named that does not is an error; one taken from every registered strategy is
+    left out (recorded in ``prep.left_out``) with a log line saying why."""
+    reasons = {name: spec.inapplicable(backbone) for name, spec in prep.strategies.items()}
+    reasons = {name: reason for name, reason in reasons.items() if reason}
+    if reasons and prep.strategies_named:
+        detail = "; ".join(f"strategy {name!r} does not apply to backbone {backbone.name}: "
+                           f"{reason}" for name, reason in reasons.items())
+        raise ConfigError(f"{detail}. Leave {'it' if len(reasons) == 1 else 'them'} out of "
+                          "--strategies, or pick another backbone (`autotl list backbones`).")
+    for name, reason in reasons.items():
+        log.info("leaving out strategy %s: it does not apply to %s (%s)", name, backbone.name,
+                 reason)
+    if reasons and len(reasons) == len(prep.strategies):
+        detail = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
+        raise ConfigError(f"no registered strategy applies to {backbone.name} ({detail}). "
+                          "Pick another backbone (`autotl list backbones`).")
+    prep.left_out = {**prep.left_out, **reasons}
+    prep.strategies = {n: s for n, s in prep.strategies.items() if n not in reasons}
+    prep.config = prep.config.replace(strategies=list(prep.strategies))
 
 
 def frozen_logme(trainer: Any) -> float | None:
@@ -462,21 +592,28 @@ def build_request(config: SearchConfig, prep: Prepared, plugins: Plugins) -> dic
         "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps,
                    config.eval_points],
     }
-    settings = {k: v for k, v in config.to_dict().items() if k not in identity}
-    return {"version": REQUEST_VERSION, "identity": identity, "settings": settings,
+    # Host settings (out, device, storage with its password …) are each worker's own.
+    from autotl.worker import HOST_SETTINGS
+
+    settings = {k: v for k, v in config.to_dict().items()
+                if k not in identity and k not in HOST_SETTINGS}
+    return {"version": REQUEST_VERSION, "source": config.data, "identity": identity,
+            "settings": settings,
             "left_out": dict(prep.left_out),
             "plugins": {name: info.version for name, info in sorted(plugins.info.items())}}
 
 
 def check_or_record_request(study: Any, config: SearchConfig, prep: Prepared,
-                            plugins: Plugins) -> None:
+                            plugins: Plugins, *, created: bool = True,
+                            joining: bool = False) -> None:
     """A resumed study must be the same experiment; anything else would mix results (and a
     changed list of strategies or heads would break Optuna's fixed categorical choices), so
-    it is refused here, before any trial."""
+    it is refused here, before any trial.
+
+    Only the process that created the study records the request (creation is the storage's
+    one atomic step); one that found the study already there waits briefly for it."""
     request = build_request(config, prep, plugins)
-    stored = study.user_attrs.get("request")
-    if stored is None and "identity" in study.user_attrs:  # a study from before requests
-        stored = {"identity": study.user_attrs["identity"]}
+    stored = _stored_request(study, wait=0.0 if created else REQUEST_WAIT_SECONDS)
     if stored is None:
         study.set_user_attr("request", request)
         study.set_user_attr("class_names", prep.data.class_names)
@@ -484,13 +621,54 @@ def check_or_record_request(study: Any, config: SearchConfig, prep: Prepared,
         return
     before, now = stored.get("identity", {}), request["identity"]
     diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
+    if joining and "data_fingerprint" in diff:
+        source = stored.get("source") or before.get("data")
+        raise ConfigError(
+            f"the data {config.data!r} here is not the data study {study.study_name!r} was "
+            f"created with (fingerprint {now['data_fingerprint']}, the study's "
+            f"{before.get('data_fingerprint')}, from {source!r}); point --data at a copy of "
+            "the same data.")
     if diff:
         detail = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, (a, b) in diff.items())
         raise ConfigError(
-            f"study {study.study_name!r} in {config.storage} was run with other settings "
-            f"({detail}). Resume it with the same settings, or start a new study with "
+            f"study {study.study_name!r} in {mask_url(config.storage)} was run with other "
+            f"settings ({detail}). Resume it with the same settings, or start a new study with "
             f"another --study name (or another --out)."
         )
+
+
+REQUEST_WAIT_SECONDS = 30.0
+
+
+def _stored_request(study: Any, wait: float) -> dict[str, Any] | None:
+    """The study's request; a study from before requests gives its identity."""
+    deadline = time.monotonic() + wait
+    while True:
+        attrs = study.user_attrs
+        if "request" in attrs:
+            return attrs["request"]
+        if "identity" in attrs:
+            return {"identity": attrs["identity"]}
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
+def artifact_dir(config: SearchConfig) -> Path:
+    """Where trials' trained tensors are kept until selection: ``--artifacts`` or
+    ``<out>/artifacts``."""
+    return Path(config.artifacts) if config.artifacts else Path(config.out or ".") / "artifacts"
+
+
+def default_storage(out: Path, workers: int) -> str:
+    """Without --storage: a journal file in ``out`` for several local workers (or where one
+    exists, so a plain rerun resumes it), else SQLite."""
+    from autotl.storage import journal_url
+
+    journal = out / "study.journal"
+    if workers != 1 or journal.exists():
+        return journal_url(journal)
+    return f"sqlite:///{out.resolve() / 'study.db'}"
 
 
 def stored_test_scores(study: Any) -> dict[int, dict[str, Any]]:
@@ -577,41 +755,6 @@ def enqueue_known_good(study: Any, prep: Prepared, backbone: Any) -> None:
                                 skip_if_exists=True)
 
 
-def open_storage(url: str) -> Any:
-    """The study's database with Optuna's heartbeat, so a trial left RUNNING by a dead process
-    is failed and queued again instead of haunting the study."""
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=_requeue_stale_trial)
-
-
-def _requeue_stale_trial(study: Any, trial: Any) -> None:
-    """Queue a dead process's trial again, once, marked ``retried``. (Optuna's
-    RetryFailedTrialCallback does the same but keeps the user attributes as they were, and a
-    running trial cannot read the system attributes where it notes the retry.)"""
-    import optuna
-
-    history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    if len(history) > MAX_RETRIES:
-        log.warning("trial %d stopped without a result again; not retried (%d tries)",
-                    trial.number, len(history))
-        return
-    log.warning("trial %d stopped without a result (its process was killed or crashed); "
-                "marked failed and queued again", trial.number)
-    study.add_trial(optuna.create_trial(
-        state=optuna.trial.TrialState.WAITING, params=trial.params,
-        distributions=trial.distributions,
-        user_attrs={**trial.user_attrs, "origin": "retried", "retry_of": trial.number},
-        system_attrs={**trial.system_attrs, "failed_trial": history[0],
-                      "retry_history": history}))
-
-
 #: Where a trial's config came from, as ``trials.csv`` and the report show it.
 ORIGINS = ("prior", "known-good", "sampled", "retried", "requeued")
 
@@ -621,6 +764,28 @@ def trial_origin(trial: Any) -> str:
     the heartbeat queued it again) or ``requeued`` (interrupted by Ctrl-C); set when queued,
     so a trial without one was drawn by the sampler."""
     return str(trial.user_attrs.get("origin", "sampled"))
+
+
+def _taken_for_dead(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised while handling) is Optuna refusing to update a
+    trial another process already finished: the heartbeat failed it as stale. (Optuna's own
+    end-of-trial bookkeeping then raises "Cannot tell a FAIL trial.")"""
+    import optuna
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, optuna.exceptions.UpdateFinishedTrialError) or (
+                isinstance(current, ValueError) and str(current).startswith("Cannot tell a ")):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    return is_connection_error(exc) and not (exc.__cause__ or exc.__context__) or \
+        type(exc).__module__.startswith("sqlalchemy")
 
 
 class Objective:
@@ -637,7 +802,7 @@ class Objective:
     def __call__(self, trial: Any) -> float:
         import optuna
 
-        from autotl.training import TrialResult
+        from autotl.training import TrialResult, device_label
 
         trial.set_user_attr("origin", trial_origin(trial))
         plan = None
@@ -669,12 +834,16 @@ class Objective:
         result.number = trial.number
         for key in ("train_seconds", "eval_seconds", "wall_seconds", "trainable_params",
                     "total_params", "steps", "frozen_depth", "cached_depth", "history",
-                    "val_correct"):
+                    "val_correct", "accumulation_steps"):
             trial.set_user_attr(key, getattr(result, key))
-        trial.set_user_attr("device", str(self.trainer.device))
+        trial.set_user_attr("device", device_label(self.trainer.device))
+        if result.error:  # stopped by a fault (a loss that is not finite), not by the pruner
+            trial.set_user_attr("reason", result.error)
+            log.warning("trial %d (%s) stopped: %s", trial.number, plan.strategy, result.error)
         self._finished(result)
         if result.state == "pruned":
-            raise optuna.TrialPruned(f"pruned at checkpoint {len(result.history)}")
+            raise optuna.TrialPruned(result.error or
+                                     f"pruned at checkpoint {len(result.history)}")
         assert result.val_accuracy is not None and result.trained is not None
         if self.prep.config.score_test == "all" and self.prep.test is not None:
             accuracy, correct = self.trainer.score(plan, result.trained, "test")
@@ -683,7 +852,7 @@ class Objective:
         if self._may_be_chosen(trial, result):
             from autotl.saved_model import keep_trial_state
 
-            keep_trial_state(trial, result.trained, self.out)
+            keep_trial_state(trial, result.trained, artifact_dir(self.prep.config))
         return result.val_accuracy
 
     def _may_be_chosen(self, trial: Any, result: Any) -> bool:
@@ -743,7 +912,9 @@ class _ProgressBar:
         elif trial.state == optuna.trial.TrialState.PRUNED:
             # A pruned trial's value is its last checkpoint, not a finished run: say so.
             step = trial.last_step
-            message += " (pruned" + (f" at step {step})" if step is not None else ")")
+            reason = trial.user_attrs.get("reason")
+            message += (f" ({reason})" if reason else
+                        " (pruned" + (f" at step {step})" if step is not None else ")"))
         if self.bar.disable:
             log.info(message)
         else:

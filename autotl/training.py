@@ -11,6 +11,7 @@ import contextlib
 import copy
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ from autotl.registry import HeadSpec, StrategySpec
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1  # bump when what is stored under a key changes meaning
+# Fault-injection point for tests (real processes inherit it): "oom@K" raises CUDA's
+# out-of-memory error at step K of a trial's first attempt, "oom-always@K" at every attempt,
+# "nan@K" makes step K's loss NaN.
+FAULT_ENV = "AUTOTL_INJECT_FAULT"
 
 
 @dataclass
@@ -78,6 +83,7 @@ class TrialResult:
     total_params: int = 0
     frozen_depth: int = 0
     cached_depth: int | None = None
+    accumulation_steps: int = 1
     error: str | None = None
     eval_seconds: float = 0.0  # validation passes, kept apart from train_seconds
     val_correct: str | None = None  # per validation row at the end: '1' right, '0' wrong
@@ -98,6 +104,18 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError("device='cuda' was asked for but torch sees no CUDA device; use "
                           "--device auto or cpu.")
     return torch.device(name)
+
+
+def device_label(device: torch.device) -> str:
+    """The kind of device a trial ran on, as trials record it: ``cpu``, or ``cuda`` with the
+    GPU's model (training seconds compare only within one kind)."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+class OutOfMemory(RuntimeError):
+    """A trial did not fit in device memory, even at half the batch."""
 
 
 class Trainer:
@@ -144,13 +162,47 @@ class Trainer:
     def run(self, plan: TrialPlan, *, seed: int,
             should_stop: Callable[[float, int], bool] | None = None) -> TrialResult:
         """Train ``plan``; ``should_stop(accuracy, checkpoint)`` is asked at each checkpoint
-        (the pruner), and a ``True`` ends the trial as ``pruned``."""
+        (the pruner), and a ``True`` ends the trial as ``pruned``; so does a loss that is not
+        finite (``error`` says where).
+
+        Out of device memory, the trial is run again from the start at half the batch with
+        two accumulation steps: the same examples per optimizer step, though BatchNorm sees
+        half batches (``accumulation_steps`` records it). A second failure raises
+        :class:`OutOfMemory` with what to do.
+        """
+        try:
+            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=1)
+        except torch.OutOfMemoryError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "out of memory"
+        # Out of the except block, the failed attempt's frames (and tensors) are released.
+        _release_device_memory()
+        size = min(self.config.batch_size, len(self.labels["train"]))
+        if size < 2:
+            raise OutOfMemory(f"trial ran out of device memory at batch size {size} "
+                              f"({first}); use a smaller --image-size or backbone.")
+        log.warning("trial (%s) ran out of device memory at batch %d; retrying once with 2 "
+                    "accumulation steps of %d", plan.strategy, size, math.ceil(size / 2))
+        try:
+            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=2)
+        except torch.OutOfMemoryError:
+            pass
+        _release_device_memory()
+        raise OutOfMemory(
+            f"trial ran out of device memory at batch size {size} and again at "
+            f"{math.ceil(size / 2)} × 2 accumulation steps ({first}); lower --batch-size or "
+            "--image-size, pick a smaller backbone, or give this worker a GPU with more memory."
+        )
+
+    def _run(self, plan: TrialPlan, *, seed: int,
+             should_stop: Callable[[float, int], bool] | None,
+             accumulation: int) -> TrialResult:
         wall_start = time.perf_counter()
         torch.manual_seed(seed)
         model, depth = self.build_model(plan)
         counts = model.count_parameters()
         result = TrialResult(plan=plan, frozen_depth=depth, steps=self.steps,
-                             trainable_params=counts["trainable"], total_params=counts["total"])
+                             trainable_params=counts["trainable"], total_params=counts["total"],
+                             accumulation_steps=accumulation)
         if counts["trainable"] == 0:
             raise ValueError(f"strategy {plan.strategy!r} left nothing to train")
 
@@ -188,21 +240,37 @@ class Trainer:
         checkpoints = sorted({math.ceil(self.steps * i / self.config.eval_points)
                               for i in range(1, self.config.eval_points + 1)})
         batches = self._train_batches(train_acts, seed)
+        fault = _injected_fault()
+        parts = result.accumulation_steps
+        # The first step whose loss was not finite (0: none), kept on the device: reading the
+        # loss every step would make the GPU wait for the host. Checked at each checkpoint.
+        bad_step = torch.zeros((), dtype=torch.long, device=self.device)
         model.train()
         for step in range(1, self.steps + 1):
             inputs, labels = next(batches)
-            with self._autocast():
-                loss = nn.functional.cross_entropy(forward(inputs), labels)
+            if fault is not None and fault[1] == step and (
+                    fault[0] == "oom-always" or (fault[0] == "oom" and parts == 1)):
+                raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {FAULT_ENV})")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss = torch.zeros((), device=self.device)
+            for part_inputs, part_labels in _split_batch(inputs, labels, parts):
+                with self._autocast():
+                    loss = nn.functional.cross_entropy(forward(part_inputs), part_labels)
+                if parts > 1:  # the whole batch's mean, as one step without accumulation
+                    loss = loss * (len(part_labels) / len(labels))
+                if fault is not None and fault == ("nan", step):
+                    loss = loss * math.nan
+                loss.backward()
+                step_loss += loss.detach()
             optimizer.step()
             scheduler.step()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at step {step} (lr={plan.lr:.2g} is likely too "
-                    "high for this strategy)"
-                )
+            bad_step = torch.where((bad_step == 0) & ~torch.isfinite(step_loss), step, bad_step)
             if step in checkpoints:
+                if int(bad_step):  # the one host sync, at a checkpoint
+                    result.state = "pruned"
+                    result.error = (f"loss became NaN or infinite at step {int(bad_step)} "
+                                    f"(lr={plan.lr:.2g} is likely too high for this strategy)")
+                    return
                 # The trial's value is its accuracy at the end of the budget: a maximum over
                 # checkpoints would be one more selection on the validation rows, biased up.
                 eval_start = time.perf_counter()
@@ -309,9 +377,13 @@ class Trainer:
             order = torch.randperm(n, generator=generator)
             chunks = [order[i:i + size] for i in range(0, n - size + 1, size)]
             if acts is not None:
+                # On CUDA the gathered batch goes to pinned memory, so the copy to the device
+                # is asynchronous (torch caches pinned blocks; no allocation per step).
+                pin = self.device.type == "cuda"
                 for idx in chunks:
-                    yield (self._to_device(tree_map(lambda t, i=idx: t[i], acts)),
-                           labels[idx].to(self.device))
+                    batch = tree_map(lambda t, i=idx, p=pin: t[i].pin_memory() if p else t[i],
+                                     acts)
+                    yield (self._to_device(batch), labels[idx].to(self.device, non_blocking=pin))
                 continue
             stream = batches_of_inputs(
                 self.train_split, self.base, batch_size=size, order=torch.cat(chunks),
@@ -340,6 +412,11 @@ class Trainer:
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _precision(self) -> str:
+        """How the frozen layers compute (part of a cache key: bf16 activations from a GPU
+        are not those a CPU trial would compute)."""
+        return "bf16-autocast" if self.device.type == "cuda" else "fp32"
 
     # -- activation cache ----------------------------------------------------------------------
 
@@ -385,6 +462,7 @@ class Trainer:
             weights=self.base.weights_id, weights_digest=self._digest_weights(), depth=depth,
             data=self.split_keys[split],
             preprocessing=self.base.preprocessing.fingerprint(), format=CACHE_FORMAT,
+            precision=self._precision(),
         )
         what = f"{split} inputs" if depth == 0 else f"{split} activations at depth {depth}"
         return self.cache.fetch(key, lambda budget: self._compute(split, depth, budget), what)
@@ -422,8 +500,9 @@ class Trainer:
 
     @torch.no_grad()
     def _prefix(self, batch: Tree, depth: int) -> Tree:
-        """The frozen part, in eval mode, full precision and the trials' memory layout (a
-        channels-last convolution rounds differently), moved back to the CPU."""
+        """The frozen part, in eval mode, the trials' precision (bf16 autocast on CUDA, as an
+        uncached trial's forward pass; stored as fp32, which holds bf16 values exactly) and
+        memory layout (a channels-last convolution rounds differently), moved to the CPU."""
         module = self.base.module
 
         def move(t: torch.Tensor) -> torch.Tensor:  # as _to_device, without trimming padding
@@ -433,14 +512,15 @@ class Trainer:
             return t
 
         inputs = tree_map(move, batch)
-        if depth >= self.base.n_groups:
-            out = module(**inputs) if isinstance(inputs, dict) else module(inputs)
-        else:
-            stages = self.base.stages()
-            assert stages is not None
-            out = inputs
-            for stage in stages[:depth]:
-                out = stage(out)
+        with self._autocast():
+            if depth >= self.base.n_groups:
+                out = module(**inputs) if isinstance(inputs, dict) else module(inputs)
+            else:
+                stages = self.base.stages()
+                assert stages is not None
+                out = inputs
+                for stage in stages[:depth]:
+                    out = stage(out)
         return tree_map(lambda t: t.float().cpu() if t.is_floating_point() else t.cpu(), out)
 
     def _stages_verified(self) -> bool:
@@ -465,6 +545,39 @@ class Trainer:
                 log.info("activation cache: %s has no verified layer split; partial freezes "
                          "reuse cached inputs only", self.base.name)
         return self._stages_ok
+
+
+def _split_batch(inputs: Tree, labels: torch.Tensor,
+                 parts: int) -> Iterator[tuple[Tree, torch.Tensor]]:
+    """A batch as ``parts`` consecutive micro-batches (gradient accumulation)."""
+    if parts == 1:
+        yield inputs, labels
+        return
+    size = math.ceil(len(labels) / parts)
+    for lo in range(0, len(labels), size):
+        part = slice(lo, lo + size)
+        yield tree_map(lambda t, p=part: t[p], inputs), labels[part]
+
+
+def _injected_fault() -> tuple[str, int] | None:
+    """``$AUTOTL_INJECT_FAULT`` as (kind, step); see :data:`FAULT_ENV`."""
+    spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return None
+    kind, _, step = spec.partition("@")
+    if kind not in ("oom", "oom-always", "nan") or not step.isdigit():
+        raise ValueError(f"{FAULT_ENV}={spec!r}: expected oom@STEP, oom-always@STEP or "
+                         "nan@STEP")
+    return kind, int(step)
+
+
+def _release_device_memory() -> None:
+    """What a failed attempt held goes back to the device before the next one."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def correct_string(correct: torch.Tensor) -> str:

@@ -9,8 +9,8 @@ same validation tensors at the end. What each side's timed region holds:
   preprocessed inputs, so no image is decoded while timing). That is everything a trial does:
   copying the pretrained backbone, building the head, applying the strategy, timm's AdamW
   (parameter groups without decay for norms and biases), its batch iterator (index the cached
-  tensors, move them, channels-last for CNNs), a ``loss.item()`` finiteness check every step,
-  the evaluation (a merged copy for adapters; none here) and the copy of the best state.
+  tensors, move them, channels-last for CNNs), a device-side finiteness flag read at the
+  checkpoint, the evaluation (a merged copy for adapters; none here) and the copy of the best state.
 * bare: the loop one would write by hand: ``copy.deepcopy`` of the backbone, a new
   ``nn.Linear``, ``torch.optim.AdamW`` over all parameters, ``randperm`` batches indexed from the
   same tensors, forward, cross-entropy, backward, step, and one evaluation pass. It uses the

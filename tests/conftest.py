@@ -24,6 +24,8 @@ os.environ["AUTOTL_CACHE_DIR"] = os.environ.get(
 # tests/plugins holds plugin modules that tests register by hand.
 sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 
+# The fixtures plugin authors get (tests/testing/test_fixtures.py checks them).
+pytest_plugins = ["autotl.testing.fixtures"]
 
 @pytest.fixture
 def user_globals():  # noqa: ANN201
@@ -38,3 +40,32 @@ def user_globals():  # noqa: ANN201
     yield {"backend": "pdf", "optuna_verbosity": optuna.logging.WARNING}
     matplotlib.use(backend)
     optuna.logging.set_verbosity(verbosity)
+
+
+# -- PostgreSQL (tests marked `postgres`) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():  # noqa: ANN201
+    """A throwaway PostgreSQL cluster for the session (autotl.testing.postgres). Without
+    PostgreSQL the tests that use it are skipped, except in CI (CI=true), where they fail: a
+    green CI must have run them."""
+    from autotl.testing.postgres import Cluster, ClusterUnavailable
+
+    try:
+        import psycopg  # noqa: F401
+
+        cluster = Cluster().start()
+    except (ClusterUnavailable, ImportError, OSError) as exc:
+        message = f"PostgreSQL is unavailable: {exc}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " (CI=true: postgres tests must run, not skip)")
+        pytest.skip(message)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster):  # noqa: ANN001, ANN201
+    """The URL of a fresh, empty database in the session's cluster."""
+    return postgres_cluster.url(postgres_cluster.create_database())

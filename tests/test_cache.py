@@ -319,6 +319,51 @@ def test_disk_bytes_never_exceed_the_budget(tmp_path: Path) -> None:
     assert (tmp_path / f"k{len(sizes) - 1}" / "meta.json").is_file()
 
 
+def test_an_entry_another_process_stored_first_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes compute the same entry; the other renames its folder into place between
+    this one's existence check and its rename (which then fails with ENOTEMPTY)."""
+    mine, other = ActivationCache(tmp_path, BIG), ActivationCache(tmp_path, BIG)
+    evict = ActivationCache._evict
+
+    def other_gets_there_first(self, room_for):  # noqa: ANN001, ANN202
+        other._put("a", _tree(1.0), 0.5)
+        return evict(self, room_for)
+
+    monkeypatch.setattr(mine, "_evict", other_gets_there_first.__get__(mine))
+    tree, _ = mine.fetch("a", Counter()("a", 1.0), "a")
+    assert torch.equal(tree, _tree(1.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no temporary folder left behind
+    fresh = ActivationCache(tmp_path, BIG)
+    assert torch.equal(fresh.fetch("a", Counter()("a", -1.0), "a")[0], _tree(1.0))
+
+
+def _put_the_same_keys(directory: Path, barrier: Any) -> None:
+    cache = ActivationCache(directory, BIG)
+    barrier.wait()
+    for i in range(30):
+        cache._put(f"k{i}", _tree(float(i)), 0.1)
+
+
+def test_processes_storing_the_same_entries_at_once_all_succeed(tmp_path: Path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_put_the_same_keys, args=(tmp_path, barrier))
+               for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [w.exitcode for w in workers] == [0] * 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"k{i}" for i in range(30))
+    fresh = ActivationCache(tmp_path, BIG)
+    for i in range(30):
+        assert torch.equal(fresh.fetch(f"k{i}", Counter()(f"k{i}", -1.0), "")[0],
+                           _tree(float(i)))
+
+
 def test_an_entry_that_fits_the_data_budget_but_not_the_disk_is_not_written(
         tmp_path: Path) -> None:
     cache = ActivationCache(tmp_path, max_bytes=4 * ENTRY)  # the file's header does not fit

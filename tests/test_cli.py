@@ -143,3 +143,55 @@ def test_a_rerun_with_other_strategies_exits_non_zero_naming_the_study(
     assert "another --study name" in err
     with open(out / "trials.csv") as f:
         assert len(f.readlines()) == 2  # the header and the first run's one trial
+
+
+def test_worker_without_a_storage_says_where_to_give_it(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTOTL_STORAGE", raising=False)
+    assert main(["worker", "--study", "s"]) == 2
+    assert "pass --storage URL (or set $AUTOTL_STORAGE)" in capsys.readouterr().err
+
+
+def test_workers_on_sqlite_are_refused_with_what_to_do(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["search", "digits", "--workers", "2", "--storage",
+                 f"sqlite:///{tmp_path / 'x.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "SQLite is not safe for several processes" in err and "leave out --storage" in err
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_workers_with_sizes_is_refused_with_what_to_do(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "digits", "--sizes", "5,10", "--workers", "2"]) == 2
+    assert "run one `autotl search --n-per-class K --workers 2` per size" in \
+        capsys.readouterr().err
+
+
+def test_workers_0_creates_the_study_and_says_what_next(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert main(["search", "digits", "--workers", "0", "--storage", storage, "--study", "s",
+                 "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert "study created; start workers with `autotl worker" in capsys.readouterr().out
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.user_attrs["run"]["target"] == 20  # --trials' default, for the workers
+    assert {t.state.name for t in study.trials} == {"WAITING"}  # queued, none run here
+    assert not (tmp_path / "run" / "recommendation.json").exists()
+
+
+def test_report_rewrites_the_outputs_of_a_stored_study(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["search", "digits", "--trials", "2", "--out", str(out), "--study", "s",
+                 *TINY]) == 0
+    first = json.loads((out / "recommendation.json").read_text())
+    again = tmp_path / "again"
+    assert main(["report", "--storage", f"sqlite:///{out / 'study.db'}", "--study", "s",
+                 "--out", str(again), "--device", "cpu"]) == 0
+    second = json.loads((again / "recommendation.json").read_text())
+    assert second["recommended"]["trial"] == first["recommended"]["trial"]
+    assert second["n_trials"] == 2 and (again / "trials.csv").is_file()
+    assert (again / "best_model" / "model.json").is_file()

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
 
 import autotl
 from autotl.errors import PluginError
-from autotl.hookspecs import REGISTRATION_HOOKS
-from autotl.plugins import BUILTIN_PLUGINS, load_plugins
+from autotl.hookspecs import PLUGIN_API_VERSION, REGISTRATION_HOOKS
+from autotl.plugins import BUILTIN_PLUGINS, autotl_version, load_plugins
 
 
 def _failure(plugins, name):  # noqa: ANN001, ANN202
@@ -176,8 +178,69 @@ def test_listing_does_not_import_torch() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_autotl_testing_is_reachable_without_import_autotl_loading_torch_or_pytest() -> None:
+    code = textwrap.dedent("""
+        import sys
+        import autotl
+        before = sorted(m for m in ("torch", "pytest") if m in sys.modules)
+        suite = autotl.testing.StrategyConformance
+        print(before, suite.__name__, "torch" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[] StrategyConformance True"
+
+
 def test_public_api_all_is_sorted_and_resolvable() -> None:
     assert autotl.__all__ == sorted(autotl.__all__)
     for name in autotl.__all__:
         if name not in ("search", "recommend"):
             assert getattr(autotl, name) is not None
+
+
+# -- plugin API versions --------------------------------------------------------------------------
+
+
+def test_a_plugin_made_for_another_plugin_api_is_skipped_naming_both_versions() -> None:
+    import future_api_plugin
+
+    plugins = load_plugins(entry_points=False, extra=[future_api_plugin])
+    failure = _failure(plugins, "future_api_plugin")
+    assert failure.stage == "api"
+    assert "supports autotl plugin API <3,>=2.0 but autotl" in failure.error
+    assert f"offers plugin API {PLUGIN_API_VERSION}" in failure.error
+    assert "future:linear" not in plugins.heads.names()
+    assert "future_api_plugin" not in plugins.info
+
+
+def test_a_plugin_api_range_that_is_not_a_range_is_reported() -> None:
+    plugin = types.SimpleNamespace(AUTOTL_PLUGIN_API="version one")
+    plugins = load_plugins(entry_points=False, extra=[("vague", plugin)])
+    assert "AUTOTL_PLUGIN_API = 'version one' is not a version range" in \
+        _failure(plugins, "vague").error
+
+
+def test_a_compatible_declared_range_is_recorded() -> None:
+    plugins = load_plugins()
+    assert plugins.info["extra-strategies"].api == ">=1.1,<2"
+    assert plugins.info["autotl.strategies"].api == ""
+
+
+def test_autotl_plugins_flags_an_installed_plugin_outside_the_api(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from autotl.cli import main
+
+    _fake_distribution(tmp_path, "autotl-future", {"future": "future_api_plugin"})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"autotl {autotl_version()}, plugin API {PLUGIN_API_VERSION}")
+    assert "extra-strategies" in out and "(plugin API >=1.1,<2)" in out
+    skipped = out.split("skipped (broken, or made for another plugin API):")[1]
+    assert "future: api: it supports autotl plugin API <3,>=2.0" in skipped
+    assert main(["plugins", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["plugin_api"] == PLUGIN_API_VERSION
+    assert {"name": "future", "stage": "api"}.items() <= next(
+        s for s in data["skipped"] if s["name"] == "future").items()

@@ -105,10 +105,15 @@ def test_wrong_spec_type_is_rejected() -> None:
         registry.add(HeadSpec(name="x:h", build=lambda d, c, p: None))
 
 
-@pytest.mark.parametrize("bad", ["", "has space", ":nons", "UP:per", 3])
+@pytest.mark.parametrize("bad", ["", "has space", ":nons", "UP:per", 3, "/bare/path"])
 def test_bad_names_are_rejected(bad: object) -> None:
     with pytest.raises(ValueError, match="name must look like"):
         _strategy(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["hf:/models/my-bert", "hf:./my-bert", "timm:resnet50"])
+def test_an_id_after_a_namespace_may_be_a_path(name: str) -> None:
+    assert BackboneSpec(name=name, modality="text", build=lambda p: None).name == name
 
 
 def test_spec_validation() -> None:
@@ -119,6 +124,9 @@ def test_spec_validation() -> None:
                      lr_range=(1e-2, 1e-3))
     with pytest.raises(TypeError, match="apply must be callable"):
         StrategySpec(name="a:b", apply=None, frozen_depth=lambda p, b: 0)  # type: ignore
+    with pytest.raises(TypeError, match="inapplicable must be callable"):
+        StrategySpec(name="a:b", apply=lambda m, p: None, frozen_depth=lambda p, b: 0,
+                     inapplicable="never")  # type: ignore[arg-type]
 
 
 def test_wildcard_listing_and_discard() -> None:

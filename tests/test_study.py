@@ -155,24 +155,23 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_confi
 
 
 def test_a_trial_left_running_by_a_dead_process_is_failed_and_queued_again(
-        plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+        plugins, tmp_path: Path,  # noqa: ANN001
         caplog: pytest.LogCaptureFixture) -> None:
     import time
 
-    import autotl.study
+    from autotl.storage import open_storage
 
-    monkeypatch.setattr(autotl.study, "HEARTBEAT_SECONDS", 1)
-    monkeypatch.setattr(autotl.study, "GRACE_SECONDS", 1)
+    beat = dict(heartbeat_seconds=1, grace_seconds=2)
     out = tmp_path / "run"
-    rec = _search(plugins, out, trials=4)  # every queued known-good config has run
+    rec = _search(plugins, out, trials=4, **beat)  # every queued known-good config has run
     # A process that started a trial and died: a heartbeat, then silence.
-    storage = autotl.study.open_storage(f"sqlite:///{out / 'study.db'}")
+    storage = open_storage(f"sqlite:///{out / 'study.db'}", **beat)
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() outside optimize()
         orphan = optuna.load_study(study_name=rec.study, storage=storage).ask()
     storage.record_heartbeat(orphan._trial_id)
-    time.sleep(2.5)
+    time.sleep(3)
     with caplog.at_level("WARNING", logger="autotl"):
-        _search(plugins, out, trials=1)
+        _search(plugins, out, trials=1, **beat)
     study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
     assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
     retry = study.trials[-1]
@@ -441,3 +440,71 @@ def test_the_default_pruner_compares_a_trial_with_its_own_strategy_only() -> Non
     assert pruned("head-only", 0.35) is True
     assert pruned("full", 0.80) is True  # below full's median (0.85)
     assert pruned("full", 0.10, step=0) is False  # the first checkpoint is never pruned
+
+
+# -- applicability: decided once the backbone is built, before anything is enqueued -----------
+
+
+def test_a_named_strategy_that_does_not_apply_is_an_error_naming_why(tmp_path: Path) -> None:
+    import text_only_strategy
+
+    plugins = load_plugins(extra=[tiny_components, text_only_strategy])
+    with pytest.raises(ConfigError, match=r"strategy 'test:text-only' does not apply to "
+                                          r"backbone test:cnn: it adapts tokenizer embeddings "
+                                          r"only\. Leave it out of --strategies"):
+        _search(plugins, tmp_path / "run", strategies=["full", "test:text-only"])
+    study = optuna.load_study(study_name="test-images-all-test-cnn",
+                              storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    assert study.get_trials() == []  # nothing was enqueued, nothing ran
+
+
+def test_strategies_from_every_registered_one_leave_out_those_that_do_not_apply(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    import text_only_strategy
+
+    from autotl.config import SearchConfig
+    from autotl.study import build_trainer, prepare
+
+    plugins = load_plugins(entry_points=False, extra=[tiny_components, text_only_strategy])
+    prep = prepare(SearchConfig(data="test:images", backbone="test:cnn", prior="none",
+                                image_size=32, cache=False), plugins)
+    assert "test:text-only" in prep.strategies and not prep.strategies_named
+    with caplog.at_level(logging.INFO, logger="autotl.study"):
+        _, trainer, _ = build_trainer(prep, "cpu")
+    assert prep.left_out == {"test:text-only": "it adapts tokenizer embeddings only"}
+    assert "test:text-only" not in prep.strategies and "full" in prep.strategies
+    assert "test:text-only" not in trainer.strategies
+    assert prep.config.strategies == list(prep.strategies)
+    assert "leaving out strategy test:text-only: it does not apply to test:cnn (it adapts " \
+           "tokenizer embeddings only)" in caplog.text
+
+
+def test_the_stored_request_records_the_strategies_left_out(tmp_path: Path) -> None:
+    import text_only_strategy
+
+    plugins = load_plugins(entry_points=False, extra=[tiny_components, text_only_strategy])
+    out = tmp_path / "run"
+    rec = _search(plugins, out, strategies=None, heads=["linear"], trials=1)
+    study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
+    request = study.user_attrs["request"]
+    assert request["left_out"] == {"test:text-only": "it adapts tokenizer embeddings only"}
+    assert "test:text-only" not in request["identity"]["strategies"]
+    assert "full" in request["identity"]["strategies"]
+
+
+def test_no_applicable_strategy_left_is_an_error() -> None:
+    import text_only_strategy
+
+    from autotl.config import SearchConfig
+    from autotl.study import Prepared, keep_applicable_strategies
+    from autotl.testing import tiny_cnn
+
+    spec = load_plugins(entry_points=False, extra=[text_only_strategy]).strategies.get(
+        "test:text-only")
+    prep = Prepared(SearchConfig(data="x"), None, None, None, None,
+                    strategies={"test:text-only": spec}, heads={}, split_keys={})
+    with pytest.raises(ConfigError, match=r"no registered strategy applies to test:cnn "
+                                          r"\(test:text-only: it adapts tokenizer"):
+        keep_applicable_strategies(prep, tiny_cnn())

@@ -1,17 +1,175 @@
-"""One trial: what its value is, what it times, what it keeps."""
+"""One trial: what its value is, what it times, what it keeps; and faults inside it: a loss that is not finite ends it as pruned with the reason, device
+out-of-memory is retried once at half the batch with two accumulation steps, and the training
+loop reads device values only at checkpoints. Tiny models on CPU, through the fault-injection
+point ``AUTOTL_INJECT_FAULT``."""
 
 from __future__ import annotations
 
+import csv
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 import tiny_components
 import torch
 
 from autotl.config import SearchConfig
-from autotl.plugins import load_plugins
-from autotl.study import build_trainer, prepare
-from autotl.training import Trainer, TrialPlan
+from autotl.plugins import Plugins, load_plugins
+from autotl.study import build_trainer, configured_backbone, prepare, search
+from autotl.training import FAULT_ENV, OutOfMemory, Trainer, TrialPlan
+
+FAST = dict(data="test:images", backbone="test:cnn", image_size=32, batch_size=16,
+            pretrained=False, prior="none")
+
+
+@pytest.fixture(scope="module")
+def plugins() -> Plugins:
+    return load_plugins(extra=[tiny_components])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _trainer(plugins: Plugins, **settings: Any) -> Trainer:
+    config = SearchConfig(**{**FAST, "min_steps": 12, "max_steps": 12, "eval_points": 2,
+                             **settings})
+    prep = prepare(config, plugins)
+    return Trainer(configured_backbone(prep.backbone_spec, prep.config), prep.train, prep.val,
+                   num_classes=len(prep.data.class_names), config=prep.config,
+                   strategies=prep.strategies, heads=prep.heads, split_keys=prep.split_keys,
+                   cache=None, device=torch.device("cpu"))
+
+
+def _plan(strategy: str = "head-only", lr: float = 1e-2) -> TrialPlan:
+    return TrialPlan(strategy, {}, "linear", {}, lr, 1e-4)
+
+
+def _rows(out: Path) -> list[dict[str, str]]:
+    with open(out / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+# -- loss that is not finite -----------------------------------------------------------------------
+
+
+def test_a_nan_loss_ends_the_trial_as_pruned_at_the_next_checkpoint(
+        plugins: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_ENV, "nan@2")
+    result = _trainer(plugins).run(_plan(), seed=0)
+    assert result.state == "pruned"
+    # Found where it happened (step 2), though only checked at the first checkpoint (step 6),
+    # which is not evaluated: the weights are NaN by then.
+    assert result.error is not None and "NaN or infinite at step 2" in result.error
+    assert result.history == []
+
+
+def test_a_diverging_learning_rate_is_caught_without_injection(plugins: Plugins) -> None:
+    result = _trainer(plugins).run(_plan("full", lr=1e12), seed=0)
+    assert result.state == "pruned"
+    assert "NaN or infinite" in (result.error or "")
+
+
+def test_the_loop_reads_device_values_only_at_checkpoints(
+        plugins: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a value back (``.item()``, ``int()``, ``float()``, ``bool()``) makes the host
+    wait for the GPU; the training loop may do it once per checkpoint, never per step."""
+    reads: list[int] = []
+    for name in ("item", "__int__", "__float__", "__bool__", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, **kwargs):  # noqa: ANN001, ANN202
+            if sys._getframe(1).f_code.co_name == "_train":
+                reads.append(1)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    counts = []
+    for steps in (12, 24):
+        reads.clear()
+        result = _trainer(plugins, min_steps=steps, max_steps=steps).run(_plan(), seed=0)
+        assert result.state == "complete" and result.steps == steps
+        counts.append(len(reads))
+    # At each of the two checkpoints: the finiteness flag and the accuracy; none per step.
+    assert counts[0] == counts[1] <= 2 * 2
+
+
+# -- out of memory ---------------------------------------------------------------------------------
+
+
+def test_out_of_memory_is_retried_at_half_batch_with_the_same_effective_batch(
+        plugins: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = _trainer(plugins)
+    plain = trainer.run(_plan(), seed=3)
+    monkeypatch.setenv(FAULT_ENV, "oom@3")
+    retried = trainer.run(_plan(), seed=3)
+    assert plain.accumulation_steps == 1 and retried.accumulation_steps == 2
+    assert retried.state == "complete"
+    # head-only on a linear head: two half batches average to the same gradient, so the
+    # retried trial trains like the plain one, to rounding.
+    assert [s for s, _ in retried.history] == [s for s, _ in plain.history]
+    assert [a for _, a in retried.history] == pytest.approx([a for _, a in plain.history])
+    assert plain.trained is not None and retried.trained is not None
+    for name, tensor in plain.trained.items():
+        torch.testing.assert_close(retried.trained[name], tensor, atol=1e-5, rtol=1e-4)
+
+
+def test_out_of_memory_twice_fails_the_trial_with_what_to_do(
+        plugins: Plugins, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_ENV, "oom-always@3")
+    with pytest.raises(OutOfMemory, match=r"batch size 16 and again at 8 × 2 accumulation "
+                                          r"steps .*lower --batch-size"):
+        _trainer(plugins).run(_plan(), seed=0)
+
+
+# -- in a study -------------------------------------------------------------------------------------
+
+
+def _search(plugins: Plugins, out: Path, **settings: Any) -> Any:
+    return search(plugins=plugins, progress=False, out=out, cache_dir=out.parent / "cache",
+                  strategies=["head-only"], trials=2, min_steps=4, max_steps=4,
+                  eval_points=2, **{**FAST, **settings})
+
+
+def test_faults_are_recorded_on_the_trial_and_the_study_goes_on(
+        plugins: Plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAULT_ENV, "nan@1")
+    out = tmp_path / "nan"
+    _search(plugins, out)
+    rows = _rows(out)
+    assert [r["state"] for r in rows] == ["pruned"] * 2
+    assert all("loss became NaN or infinite at step 1" in r["error"] for r in rows)
+    report = (out / "report.md").read_text()
+    assert "## Failed or stopped trials" in report and "NaN or infinite at step 1" in report
+
+    monkeypatch.setenv(FAULT_ENV, "oom@2")
+    out = tmp_path / "oom"
+    rec = _search(plugins, out)
+    rows = _rows(out)
+    assert [r["state"] for r in rows] == ["complete"] * 2
+    assert [r["accumulation_steps"] for r in rows] == ["2"] * 2
+    assert rec.recommended is not None
+
+    monkeypatch.setenv(FAULT_ENV, "oom-always@2")
+    out = tmp_path / "oom-always"
+    _search(plugins, out)
+    rows = _rows(out)
+    assert [r["state"] for r in rows] == ["fail"] * 2  # each recorded; the study went on
+    assert all("out of device memory at batch size 16 and again" in r["error"] for r in rows)
+    study = optuna.load_study(study_name=rec.study,
+                              storage=f"sqlite:///{tmp_path / 'oom' / 'study.db'}")
+    assert all(t.user_attrs["accumulation_steps"] == 2 for t in study.trials)
+
+
+# -- the value, the timing, the kept tensors ----------------------------------------------------
 
 SETTINGS = dict(data="test:images", backbone="test:cnn", strategies=["full", "head-only"],
                 heads=["linear"], min_steps=8, max_steps=8, eval_points=4, batch_size=16,

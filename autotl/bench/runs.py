@@ -180,7 +180,7 @@ class Bench:
                run: dict[str, Any], queue: list[dict[str, Any]] | None) -> None:
         import optuna
 
-        from autotl.study import Session, open_storage
+        from autotl.study import Session
 
         # Cold for every run, a resumed one included: its compute counts its own work.
         cache = self.out / "cache" / name
@@ -189,16 +189,10 @@ class Bench:
         config = task.config(size, study=name, storage=self.storage, out=self.out / "runs" / name,
                              device=self.device, cache_dir=cache,
                              split_seed=settings.get("split_seed", 0), **run)
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        study = optuna.create_study(storage=open_storage(self.storage), study_name=name,
-                                    direction="maximize", load_if_exists=True)
-        if queue is not None and not study.get_trials(deepcopy=False):
-            # Enqueued before the session opens, so they run before its known-good configs
-            # (which stay queued and unrun: the study runs exactly this many trials).
-            for params in queue:
-                study.enqueue_trial(params, user_attrs={"origin": f"bench:{bench['method']}"})
-        study.set_user_attr("bench", {"suite": self.suite.name, "task": task.name, **bench})
-        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        finished = []
+        if name in optuna.get_all_study_names(self.storage):  # a resumed run
+            finished = [t for t in optuna.load_study(study_name=name, storage=self.storage)
+                        .get_trials(deepcopy=False) if t.state.is_finished()]
         if queue is not None:  # a resumed study runs only what is left of its queue
             remaining = len(queue) - len(finished)
             config = config.replace(trials=max(remaining, 1))
@@ -208,11 +202,20 @@ class Bench:
         start = time.perf_counter()
         log.info("bench %s: %s at %s per class (study %s)", self.suite.name, bench["method"],
                  size_label(size), name)
-        session = Session(config, plugins=self.plugins, progress=self.progress)
+        # A fixed grid queues nothing of the session's own (no prior, no known-good configs):
+        # the study runs exactly the queue.
+        session = Session(config, plugins=self.plugins, progress=self.progress,
+                          suggestions=[] if queue is not None else None,
+                          known_good=queue is None)
         if session.prep.test is None:
             raise ConfigError(f"task {task.name!r} ({task.data}) has no test split, and a "
                               "benchmark scores every method on one; set test_fraction in the "
                               f"task (e.g. test_fraction = 0.2) in {self.suite.path}.")
+        study = session.study
+        if queue is not None and not study.get_trials(deepcopy=False):
+            for params in queue:
+                study.enqueue_trial(params, user_attrs={"origin": f"bench:{bench['method']}"})
+        study.set_user_attr("bench", {"suite": self.suite.name, "task": task.name, **bench})
         if remaining > 0:
             session.optimize()
         if session.interrupted:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import datasets
     import numpy as np
 
+    from autotl.registry import Registry
+
 log = logging.getLogger(__name__)
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -297,7 +299,7 @@ def resolve_hub(name: str) -> DatasetSpec:
 
 
 @hookimpl
-def autotl_register_datasets(registry):  # noqa: ANN001, ANN201
+def autotl_register_datasets(registry: Registry[DatasetSpec]) -> None:
     registry.add(DatasetSpec(
         name="fashion-mnist",
         modality="image",

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from autotl import hookimpl
 from autotl.registry import HeadSpec
+
+if TYPE_CHECKING:  # pragma: no cover - keeps torch off the listing path
+    import optuna
+    from torch import nn
+
+    from autotl.registry import Registry
 
 MLP_HIDDEN = (128, 256, 512)
 
 
-def build_linear(feature_dim, num_classes, params):  # noqa: ANN001, ANN201, ARG001
+def build_linear(feature_dim: int, num_classes: int, params: Mapping[str, Any]) -> nn.Module:
     from torch import nn
 
     return nn.Linear(feature_dim, num_classes)
 
 
-def build_mlp(feature_dim, num_classes, params):  # noqa: ANN001, ANN201
+def build_mlp(feature_dim: int, num_classes: int, params: Mapping[str, Any]) -> nn.Module:
     from torch import nn
 
     hidden = int(params.get("hidden", 256))
@@ -26,7 +35,7 @@ def build_mlp(feature_dim, num_classes, params):  # noqa: ANN001, ANN201
     )
 
 
-def suggest_mlp(trial):  # noqa: ANN001, ANN201
+def suggest_mlp(trial: optuna.Trial) -> dict[str, Any]:
     return {
         "hidden": trial.suggest_categorical("mlp.hidden", list(MLP_HIDDEN)),
         "dropout": trial.suggest_float("mlp.dropout", 0.0, 0.5),
@@ -34,7 +43,7 @@ def suggest_mlp(trial):  # noqa: ANN001, ANN201
 
 
 @hookimpl
-def autotl_register_heads(registry):  # noqa: ANN001, ANN201
+def autotl_register_heads(registry: Registry[HeadSpec]) -> None:
     registry.add(HeadSpec(
         name="linear",
         build=build_linear,

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from autotl import hookimpl
 from autotl.registry import BackboneSpec, Namespace
 
+if TYPE_CHECKING:  # pragma: no cover - keeps torch off the listing path
+    from autotl.backbones import Backbone
+    from autotl.registry import Registry
 
-def _build(model_id: str, pretrained: bool = True):  # noqa: ANN202
+
+def _build(model_id: str, pretrained: bool = True) -> Backbone:
     from autotl.backbones import hf_backbone
 
     return hf_backbone(model_id, pretrained)
@@ -25,7 +30,7 @@ def resolve(name: str) -> BackboneSpec:
 
 
 @hookimpl
-def autotl_register_backbones(registry):  # noqa: ANN001, ANN201
+def autotl_register_backbones(registry: Registry[BackboneSpec]) -> None:
     registry.add_namespace(Namespace(
         prefix="hf",
         resolve=resolve,

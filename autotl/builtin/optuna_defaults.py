@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from autotl import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover - keeps optuna off the listing path
+    import optuna
+
+    from autotl.config import SearchConfig
 
 
 @hookimpl(trylast=True)
-def autotl_create_sampler(config):  # noqa: ANN001, ANN201
+def autotl_create_sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
     """Seeded multivariate TPE; ``group`` splits the conditional space by strategy, and the
     constant liar keeps parallel workers from sampling the same point."""
     import warnings
@@ -25,12 +32,13 @@ def autotl_create_sampler(config):  # noqa: ANN001, ANN201
 
 
 @hookimpl(trylast=True)
-def autotl_create_pruner(config):  # noqa: ANN001, ANN201
+def autotl_create_pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     """Median pruning within each strategy (see :func:`strategy_median_pruner`)."""
     return strategy_median_pruner()
 
 
-def strategy_median_pruner(n_startup_trials: int = 2, n_warmup_steps: int = 1):  # noqa: ANN201
+def strategy_median_pruner(n_startup_trials: int = 2,
+                           n_warmup_steps: int = 1) -> optuna.pruners.BasePruner:
     """Prune a trial whose validation accuracy at a checkpoint is below the median of the
     completed trials **of its own strategy** at that checkpoint, once that strategy has
     ``n_startup_trials`` of them, and never before checkpoint ``n_warmup_steps``.
@@ -46,7 +54,7 @@ def strategy_median_pruner(n_startup_trials: int = 2, n_warmup_steps: int = 1): 
     from optuna.pruners import BasePruner
 
     class StrategyMedianPruner(BasePruner):
-        def prune(self, study, trial) -> bool:  # noqa: ANN001
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
             step = trial.last_step
             if step is None or step < n_warmup_steps:
                 return False

@@ -11,8 +11,18 @@ configs sat at about 1e-4, the bottom of the range then searched, so the ranges 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from autotl import hookimpl
 from autotl.registry import StrategySpec
+
+if TYPE_CHECKING:  # pragma: no cover - keeps torch off the listing path
+    import optuna
+
+    from autotl.backbones import Backbone
+    from autotl.models import TransferModel
+    from autotl.registry import Registry
 
 LORA_RANKS = (4, 8, 16, 32)
 LORA_ALPHAS = (8, 16, 32, 64)
@@ -21,53 +31,64 @@ LORA_ALPHAS = (8, 16, 32, 64)
 # -- full --------------------------------------------------------------------------------------
 
 
-def apply_full(model, params):  # noqa: ANN001, ANN201, ARG001
+def apply_full(model: TransferModel, params: Mapping[str, Any]) -> None:
     """Everything trains."""
 
 
-def no_frozen_depth(params, backbone):  # noqa: ANN001, ANN201, ARG001
+def no_frozen_depth(params: Mapping[str, Any], backbone: Backbone) -> int:
     return 0
+
+
+def full_known_good(backbone: Backbone) -> list[dict[str, Any]]:
+    return [{"lr": 1e-3 if backbone.modality == "image" else 1e-4}]
 
 
 # -- subset ------------------------------------------------------------------------------------
 
 
-def suggest_subset(trial, backbone):  # noqa: ANN001, ANN201
+def suggest_subset(trial: optuna.Trial, backbone: Backbone) -> dict[str, Any]:
     return {"freeze_depth": trial.suggest_int("subset.freeze_depth", 1, backbone.n_groups - 1)}
 
 
-def apply_subset(model, params):  # noqa: ANN001, ANN201
+def apply_subset(model: TransferModel, params: Mapping[str, Any]) -> None:
     model.freeze_groups(int(params["freeze_depth"]))
 
 
-def subset_frozen_depth(params, backbone):  # noqa: ANN001, ANN201, ARG001
+def subset_frozen_depth(params: Mapping[str, Any], backbone: Backbone) -> int:
     return int(params["freeze_depth"])
 
 
-def subset_known_good(backbone):  # noqa: ANN001, ANN201
+def subset_known_good(backbone: Backbone) -> list[dict[str, Any]]:
     lr = 2e-3 if backbone.modality == "image" else 1e-4
     return [{"lr": lr, "freeze_depth": max(1, backbone.n_groups // 2)}]
 
 
-def full_known_good(backbone):  # noqa: ANN001, ANN201
-    return [{"lr": 1e-3 if backbone.modality == "image" else 1e-4}]
+def subset_inapplicable(backbone: Backbone) -> str | None:
+    if backbone.n_groups < 2:
+        return (f"{backbone.name} has {backbone.n_groups} layer group; freezing a strict "
+                "prefix needs at least 2")
+    return None
 
 
 # -- head-only ---------------------------------------------------------------------------------
 
 
-def apply_head_only(model, params):  # noqa: ANN001, ANN201, ARG001
+def apply_head_only(model: TransferModel, params: Mapping[str, Any]) -> None:
     model.freeze_backbone()
 
 
-def all_frozen_depth(params, backbone):  # noqa: ANN001, ANN201, ARG001
+def all_frozen_depth(params: Mapping[str, Any], backbone: Backbone) -> int:
     return backbone.n_groups
+
+
+def head_only_known_good(backbone: Backbone) -> list[dict[str, Any]]:
+    return [{"lr": 3e-3}]
 
 
 # -- lora --------------------------------------------------------------------------------------
 
 
-def suggest_lora(trial, backbone):  # noqa: ANN001, ANN201, ARG001
+def suggest_lora(trial: optuna.Trial, backbone: Backbone) -> dict[str, Any]:
     return {
         "r": trial.suggest_categorical("lora.r", list(LORA_RANKS)),
         "alpha": trial.suggest_categorical("lora.alpha", list(LORA_ALPHAS)),
@@ -75,7 +96,7 @@ def suggest_lora(trial, backbone):  # noqa: ANN001, ANN201, ARG001
     }
 
 
-def apply_lora(model, params):  # noqa: ANN001, ANN201
+def apply_lora(model: TransferModel, params: Mapping[str, Any]) -> None:
     """Wrap the backbone's LoRA targets with PEFT adapters; only adapters (and the head) train."""
     from peft import LoraConfig, inject_adapter_in_model
 
@@ -90,14 +111,24 @@ def apply_lora(model, params):  # noqa: ANN001, ANN201
         param.requires_grad_("lora_" in name)
 
 
-def lora_frozen_depth(params, backbone):  # noqa: ANN001, ANN201, ARG001
+def lora_frozen_depth(params: Mapping[str, Any], backbone: Backbone) -> int:
     """Groups before the first adapted module compute exactly what they did pretrained."""
     targets = set(backbone.lora_targets)
     return backbone.first_group_with(lambda name: name.rsplit(".", 1)[0] in targets)
 
 
+def lora_known_good(backbone: Backbone) -> list[dict[str, Any]]:
+    return [{"lr": 3e-3, "r": 8, "alpha": 16, "dropout": 0.0}]
+
+
+def lora_inapplicable(backbone: Backbone) -> str | None:
+    if not backbone.lora_targets:
+        return f"{backbone.name} names no LoRA target modules (its lora_targets is empty)"
+    return None
+
+
 @hookimpl
-def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
+def autotl_register_strategies(registry: Registry[StrategySpec]) -> None:
     registry.add(StrategySpec(
         name="full",
         apply=apply_full,
@@ -113,6 +144,7 @@ def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
         suggest=suggest_subset,
         lr_range=(1e-5, 1e-2),
         known_good=subset_known_good,
+        inapplicable=subset_inapplicable,
         description="freeze the first k layer groups (k searched), fine-tune the rest",
     ))
     registry.add(StrategySpec(
@@ -120,7 +152,7 @@ def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
         apply=apply_head_only,
         frozen_depth=all_frozen_depth,
         lr_range=(3e-4, 1e-1),
-        known_good=lambda backbone: [{"lr": 3e-3}],
+        known_good=head_only_known_good,
         description="freeze the backbone (kept in eval mode); train only the new head",
     ))
     registry.add(StrategySpec(
@@ -129,7 +161,8 @@ def autotl_register_strategies(registry):  # noqa: ANN001, ANN201
         frozen_depth=lora_frozen_depth,
         suggest=suggest_lora,
         lr_range=(1e-4, 5e-2),
-        known_good=lambda backbone: [{"lr": 3e-3, "r": 8, "alpha": 16, "dropout": 0.0}],
+        known_good=lora_known_good,
+        inapplicable=lora_inapplicable,
         description="PEFT LoRA adapters on attention projections or pointwise convs (r, alpha, "
         "dropout searched) plus a new head",
     ))

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import difflib
 import functools
+from typing import TYPE_CHECKING
 
 from autotl import hookimpl
 from autotl.errors import UnknownComponentError
 from autotl.registry import BackboneSpec, Namespace
 
+if TYPE_CHECKING:  # pragma: no cover - keeps torch off the listing path
+    from autotl.backbones import Backbone
+    from autotl.registry import Registry
 
-def _build(arch: str, pretrained: bool = True):  # noqa: ANN202 - returns autotl.backbones.Backbone
+
+def _build(arch: str, pretrained: bool = True) -> Backbone:
     from autotl.backbones import timm_backbone
 
     return timm_backbone(arch, pretrained)
@@ -38,7 +43,7 @@ def resolve(name: str) -> BackboneSpec:
 
 
 @hookimpl
-def autotl_register_backbones(registry):  # noqa: ANN001, ANN201
+def autotl_register_backbones(registry: Registry[BackboneSpec]) -> None:
     registry.add_namespace(Namespace(
         prefix="timm",
         resolve=resolve,

@@ -16,6 +16,7 @@ from autotl.builtin import datasets as builtin
 from autotl.data import load_data, prepare_splits
 from autotl.errors import DataError
 from autotl.plugins import load_plugins
+from autotl.testing import DatasetConformance
 
 needs_fashion_mnist = pytest.mark.skipif(
     not (builtin.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
@@ -193,3 +194,26 @@ def test_hub_dataset_offline_is_a_clear_error(plugins, monkeypatch):
     message = str(info.value)
     assert "'someone/nothing-here'" in message and "unreachable" in message
     assert "save_to_disk" in message
+
+
+# -- the built-in datasets through the suite third-party datasets use -----------------------------
+# (Last in this module: the real data is converted once, by the timing test above.)
+
+
+class TestDigitsContract(DatasetConformance):
+    dataset_name = "digits"
+
+
+@needs_fashion_mnist
+class TestFashionMnistContract(DatasetConformance):
+    dataset_name = "fashion-mnist"
+
+
+@needs_fortunes
+class TestFortunesContract(DatasetConformance):
+    dataset_name = "fortunes"
+
+
+class TestHubNamespaceContract(DatasetConformance):
+    dataset_name = "hf:someone/nothing-here"
+    needs_network = True

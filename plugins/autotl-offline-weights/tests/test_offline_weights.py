@@ -338,3 +338,14 @@ def test_random_init_needs_no_weights_package(monkeypatch, tmp_path):
     backbone = plugin.build_vision(VISION["offline:mobilenetv2-100"], pretrained=False)
     assert backbone.weights_id == "offline:mobilenetv2-100:random"
     assert not (tmp_path / "weights").exists()
+
+
+# -- autotl's backbone conformance suite (random init, so no weight package is read) -----------
+
+
+class TestLite0Contract(autotl.testing.BackboneConformance):
+    backbone_name = "offline:efficientnet-lite0"
+
+
+class TestMiniLMContract(autotl.testing.BackboneConformance):
+    backbone_name = plugin.MINILM_NAME

@@ -23,6 +23,9 @@ from autotl import BackboneSpec, WeightsError, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from autotl.backbones import Backbone
+    from autotl.registry import Registry
+
+AUTOTL_PLUGIN_API = ">=1.0,<2"
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def build_minilm(pretrained: bool = True) -> Backbone:
 
 
 @hookimpl
-def autotl_register_backbones(registry):  # noqa: ANN001, ANN201
+def autotl_register_backbones(registry: Registry[BackboneSpec]) -> None:
     for weights in VISION:
         registry.add(BackboneSpec(
             name=weights.name,

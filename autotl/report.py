@@ -103,9 +103,11 @@ def _why(rec: Recommendation) -> list[str]:
             f"{best.train_seconds / max(cheap.train_seconds, 1e-9):.1f}× faster and adapts "
             f"{cheap.trainable_params:,} instead of {best.trainable_params:,} parameters."
         )
-    n_val = rec.dataset["n_val"]
+    folds = rec.validation.get("mode") == "folds"
+    n_val = rec.validation["rows"] if folds else rec.dataset["n_val"]
     noise = math.sqrt(0.25 / max(n_val, 1))
-    reasons.append(f"With {n_val} validation examples, one standard error of an accuracy is up "
+    what = "rows scored in every repeat of the folds" if folds else "validation examples"
+    reasons.append(f"With {n_val} {what}, one standard error of an accuracy is up "
                    f"to {noise:.3f}. Validation accuracy chose the config, so it is optimistic"
                    + (f"; the {rec.dataset.get('n_test')} test rows were scored only after."
                       if best.test_accuracy is not None else

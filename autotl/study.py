@@ -74,6 +74,16 @@ class Prepared:
     test: Any = None  # scored once after selection; never an input to a choice
     source_fingerprint: str = ""  # the data before any test rows were held out
     left_out: dict[str, str] = field(default_factory=dict)  # strategy → why it does not apply
+    # Small data (autotl.folds): train and val rows together, and the folds over them.
+    pool: Any = None
+    fold_scheme: Any = None
+    folds: list[Any] = field(default_factory=list)
+    prior_only: bool = False  # one row per class: nothing to measure, the prior decides
+
+    @property
+    def n_scored(self) -> int:
+        """Distinct rows behind a trial's value: the pool's in fold mode, else validation's."""
+        return len(self.pool) if self.folds else len(self.val)
 
 
 def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
@@ -111,8 +121,13 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
+    import datasets
+    import numpy as np
+
     from autotl.cache import activation_key
     from autotl.data import hold_out_test, load_data, prepare_splits, select_classes
+    from autotl.data.splits import label_array
+    from autotl.folds import make_folds, scheme_for
 
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
@@ -140,10 +155,22 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
             f"{data.modality} data; pick a backbone that takes {data.modality} input "
             "(`autotl list backbones` shows each one's modality)."
         )
-    train, val = prepare_splits(data, n_per_class=config.n_per_class,
-                                val_fraction=config.val_fraction, seed=config.data_seed)
     config = config.replace(backbone=spec.name, strategies=list(strategies),
                             heads=list(heads))
+    counts = np.bincount(label_array(data.train), minlength=len(data.class_names))
+    if counts.max() == 1:  # one row per class: no row to score a trial on
+        return Prepared(config, data, data.train, data.train.select([]), spec, strategies,
+                        heads, {}, test=data.test, source_fingerprint=source_fingerprint,
+                        prior_only=True)
+    train, val = prepare_splits(data, n_per_class=config.n_per_class,
+                                val_fraction=config.val_fraction, seed=config.data_seed)
+    pool, scheme, folds = None, None, []
+    val_counts = np.bincount(label_array(val), minlength=len(data.class_names))
+    if val_counts.min() < config.fold_below:
+        pool = datasets.concatenate_datasets([train, val])
+        pool_labels = label_array(pool)
+        scheme = scheme_for(int(np.bincount(pool_labels).min()), config.data_seed)
+        folds = make_folds(pool_labels, scheme)
     # Validation never depends on n_per_class, so every rung of a size ladder shares its
     # cached validation activations. (data.fingerprint covers a held-out test fraction.)
     split_keys = {
@@ -154,8 +181,14 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
                               val_fraction=config.val_fraction),
         "test": activation_key(data=data.fingerprint, split="test"),
     }
+    if scheme is not None:  # the pool: training rows, then validation rows
+        split_keys["all"] = activation_key(
+            data=data.fingerprint, split="all", seed=config.data_seed,
+            n_per_class=config.n_per_class, val_fraction=config.val_fraction,
+            folds=scheme.to_dict())
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
-                    test=data.test, source_fingerprint=source_fingerprint)
+                    test=data.test, source_fingerprint=source_fingerprint, pool=pool,
+                    fold_scheme=scheme, folds=folds)
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:
@@ -185,7 +218,11 @@ def default_study_name(config: SearchConfig) -> str:
 def run_search(config: SearchConfig, *, plugins: Plugins | None = None,
                progress: bool | None = None) -> Any:
     """Validate, build, optimise, and write the outputs; returns the Recommendation."""
-    session = Session(config, plugins=plugins, progress=progress)
+    plugins = plugins or load_plugins()
+    prep = prepare(config, plugins)
+    if prep.prior_only:
+        return prior_only_recommendation(prep)
+    session = Session(config, plugins=plugins, progress=progress, prep=prep)
     session.optimize()
     recommendation = session.finish()
     if session.interrupted:
@@ -199,7 +236,8 @@ class Session:
 
     def __init__(self, config: SearchConfig, *, plugins: Plugins | None = None,
                  progress: bool | None = None,
-                 suggestions: list[dict[str, Any]] | None = None) -> None:
+                 suggestions: list[dict[str, Any]] | None = None,
+                 prep: Prepared | None = None) -> None:
         import optuna
 
         from autotl.training import resolve_device
@@ -207,7 +245,10 @@ class Session:
         self.plugins = plugins or load_plugins()
         self.progress = progress
         self.interrupted = False
-        prep = prepare(config, self.plugins)
+        prep = prep or prepare(config, self.plugins)
+        if prep.prior_only:
+            raise ConfigError(f"{config.data!r} has one row per class: no trial can be scored; "
+                              "autotl.search() recommends from the prior alone.")
         config = prep.config
         study_name = config.study or default_study_name(config)
         out = Path(config.out) if config.out else Path("runs") / study_name
@@ -229,6 +270,7 @@ class Session:
         backbone, self.trainer, self.cache = build_trainer(prep, device)
         self.config, self.prep, self.study, self.backbone, self.out = (
             config, prep, study, backbone, out)
+        self.refits: dict[int, Any] = {}  # trial number → its config trained on every row
         if suggestions is None:
             suggestions = self.prior_suggestions()
         for params in suggestions:
@@ -252,7 +294,7 @@ class Session:
         from autotl.prior import load_prior, recommend, trial_params
 
         config, prep = self.config, self.prep
-        if config.prior == "none" or config.prior_top == 0:
+        if config.prior == "none":
             return []
         records = load_prior(config.prior)
         own = [r for r in records if is_own_record(r, prep)]
@@ -261,8 +303,14 @@ class Session:
         suggestions = recommend(
             prep.data.modality, config.n_per_class or len(prep.train) / n_classes, n_classes,
             backbone=self.backbone.name, backbone_params=self.backbone.n_params,
-            logme=self.logme(), prior=used, strategies=list(prep.strategies),
-            top=config.prior_top)
+            logme=self.logme(), prior=used, strategies=list(prep.strategies))
+        if "prior_expectations" not in self.study.user_attrs:
+            # Each strategy's expected accuracy relative to the best, and how sure: the
+            # selection rule weighs it against the measurement (recommendation.py).
+            self.study.set_user_attr("prior_expectations", {
+                s.strategy: {"relative": s.score, "sd": s.sd, "support": s.support}
+                for s in suggestions})
+        suggestions = suggestions[:config.prior_top]
         params = [trial_params(s, n_groups=self.backbone.n_groups,
                                lr_range=prep.strategies[s.strategy].lr_range,
                                heads=list(prep.heads)) for s in suggestions]
@@ -353,14 +401,23 @@ class Session:
             save_best_model(self.out, trial, plan, self.trained_state(trial, plan), self.prep,
                             self.backbone, recommendation)
             recommendation.best_model = str(self.out / "best_model")
+            recommendation.final_model = self.final_model_words(trial)
         return set(named)
 
     def trained_state(self, trial: Any, plan: Any) -> dict[str, Any]:
         """A completed trial's final trained tensors: from the study's artifact store, or,
         where they were not kept, trained again with the trial's own seed (the same tensors
-        on CPU; logged, since on a GPU the last bits can differ)."""
+        on CPU; logged, since on a GPU the last bits can differ). In fold mode, the config
+        retrained on every row of the pool (:func:`refit_on_pool`), once per trial."""
         from autotl.saved_model import load_trial_state
 
+        if self.prep.folds:
+            if trial.number not in self.refits:
+                log.info("trial %d (%s): retraining its config on all %d rows",
+                         trial.number, plan.strategy, len(self.prep.pool))
+                self.refits[trial.number] = refit_on_pool(
+                    self.trainer, plan, seed=self.config.seed + trial.number)
+            return self.refits[trial.number].trained
         state = load_trial_state(trial, self.out)
         if state is not None:
             return state
@@ -369,6 +426,21 @@ class Session:
         result = self.trainer.run(plan, seed=self.config.seed + trial.number)
         assert result.trained is not None
         return result.trained
+
+    def final_model_words(self, trial: Any) -> str:
+        """What ``best_model/`` was trained on, for the report."""
+        if self.prep.folds:
+            refit = self.refits[trial.number]
+            n = len(self.prep.pool)
+            return (f"best_model/ is trial {trial.number}'s config retrained on all {n} rows "
+                    f"(training and validation rows together, no test row) for {refit.steps} "
+                    f"steps, the budget the step rule gives {n} rows; each fold above trained "
+                    "on part of them.")
+        return (f"best_model/ is trial {trial.number}'s own model, trained on the "
+                f"{len(self.prep.train)} training rows; the {len(self.prep.val)} validation "
+                "rows chose it and were not trained on (with this much validation data a "
+                "retrain on them would change the measured model for a small gain; fold-scored "
+                "studies retrain on every row).")
 
     def rerun(self, params: dict[str, Any], seed: int) -> tuple[Any, tuple[float, str] | None]:
         """Train the config ``params`` (a trial's Optuna params) again with another seed, to
@@ -380,6 +452,76 @@ class Session:
         if self.prep.test is not None and result.trained is not None:
             test = self.trainer.score(plan, result.trained, "test")
         return result, test
+
+
+def prior_only_recommendation(prep: Prepared) -> Any:
+    """With one row per class nothing can be measured (no row is left to score a model that
+    trained on the others): the recommendation is the prior's, said to be so, and no model is
+    trained. Writes ``recommendation.json`` and ``report.md``."""
+    import json
+
+    from autotl.prior import load_prior, recommend
+    from autotl.recommendation import Candidate, Recommendation
+
+    config = prep.config
+    n_classes = len(prep.data.class_names)
+    if config.prior == "none":
+        raise ConfigError(
+            f"{config.data!r} has one row per class, so no trial can be scored, and "
+            "--prior none leaves nothing to recommend from. Add examples (at least 2 per "
+            "class) or use a prior.")
+    records = load_prior(config.prior)
+    used = records if config.prior_own_data else [r for r in records
+                                                   if not is_own_record(r, prep)]
+    suggestions = recommend(prep.data.modality, 1, n_classes, backbone=config.backbone,
+                            prior=used, strategies=list(prep.strategies))
+    study = config.study or default_study_name(config)
+    out = Path(config.out) if config.out else Path("runs") / study
+    out.mkdir(parents=True, exist_ok=True)
+    best = None
+    if suggestions:
+        top = suggestions[0]
+        # Nothing was measured or trained: no accuracy, seconds or trial to give.
+        best = Candidate(strategy=top.strategy, params=dict(top.params),
+                         val_accuracy=None, train_seconds=None,  # type: ignore[arg-type]
+                         trainable_params=0, trial=-1, origin="prior")
+    ranking = ", ".join(f"{s.strategy} {s.score:.2f} ± {s.sd:.2f}" for s in suggestions)
+    words = (f"With one example per class nothing can be measured: no row is left to score "
+             f"a model trained on the others. The recommendation comes from the prior alone "
+             f"({len(used)} records of {len(records)}; expected accuracy relative to the best "
+             f"strategy: {ranking or 'no record of this modality'}), and no model was trained. "
+             f"Add examples (2 or more per class) to measure.")
+    rec = Recommendation(
+        dataset={"name": prep.data.name, "modality": prep.data.modality,
+                 "n_train": len(prep.train), "n_val": 0, "n_test": 0, "n_classes": n_classes,
+                 "n_per_class": 1, "class_names": list(prep.data.class_names)},
+        backbone=str(config.backbone), recommended=best, cheapest_within_tolerance=best,
+        per_strategy=[{"strategy": s.strategy, "val_accuracy": None, "test_accuracy": None,
+                       "trial": None, "prior_relative": s.score, "prior_sd": s.sd,
+                       "params": s.params} for s in suggestions],
+        n_trials=0, trial_states={}, storage="", study=study, tolerance=config.tolerance,
+        n_groups=0, out=str(out), selection=words, chosen_by="the prior alone",
+        prior={"prior": str(config.prior), "records": len(records), "used": len(used),
+               "suggestions": [s.to_dict() for s in suggestions]},
+        validation={"mode": "prior-only", "rows": 0, "words": words})
+    (out / "recommendation.json").write_text(json.dumps(rec.to_dict(), indent=2))
+    suggestion = (f"use {best.strategy} ({', '.join(f'{k}={v}' for k, v in best.params.items())})"
+                  if best else "no strategy: the prior holds no record of this modality")
+    (out / "report.md").write_text(
+        f"# autotl report: {study}\n\nFor {prep.data.name} at 1 example per class "
+        f"({n_classes} classes): {suggestion}.\n\n{words}\n")
+    log.info("%s", words)
+    return rec
+
+
+def refit_on_pool(trainer: Any, plan: Any, *, seed: int) -> Any:
+    """``plan`` trained on every row of the pool (training and validation rows, never a test
+    row) for the step budget the rule gives that many rows, to the end of it: the final model
+    of a fold-scored study, where each trial's folds each saw only part of the rows."""
+    rows = range(len(trainer.splits["all"]))
+    result = trainer.view(rows, []).run(plan, seed=seed)
+    assert result.trained is not None
+    return result
 
 
 def configured_backbone(spec: BackboneSpec, config: SearchConfig) -> Any:
@@ -410,7 +552,7 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
     trainer = Trainer(backbone, prep.train, prep.val, test=prep.test,
                       num_classes=len(prep.data.class_names),
                       config=config, strategies=prep.strategies, heads=prep.heads,
-                      split_keys=prep.split_keys, cache=cache, device=device)
+                      split_keys=prep.split_keys, cache=cache, device=device, pool=prep.pool)
     return backbone, trainer, cache
 
 
@@ -458,6 +600,7 @@ def build_request(config: SearchConfig, prep: Prepared, plugins: Plugins) -> dic
         "strategies": list(prep.strategies), "heads": list(prep.heads),
         "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps,
                    config.eval_points],
+        "folds": prep.fold_scheme.to_dict() if prep.fold_scheme else None,
     }
     settings = {k: v for k, v in config.to_dict().items() if k not in identity}
     return {"version": REQUEST_VERSION, "identity": identity, "settings": settings,
@@ -648,7 +791,13 @@ class Objective:
                 trial.report(accuracy, checkpoint)
                 return trial.should_prune()
 
-            result = self.trainer.run(plan, seed=seed, should_stop=should_stop)
+            if self.prep.folds:
+                from autotl.folds import run_folds
+
+                result = run_folds(self.trainer, self.prep.folds, plan, seed=seed,
+                                   should_stop=should_stop)
+            else:
+                result = self.trainer.run(plan, seed=seed, should_stop=should_stop)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error)
@@ -669,10 +818,25 @@ class Objective:
                     "val_correct"):
             trial.set_user_attr(key, getattr(result, key))
         trial.set_user_attr("device", str(self.trainer.device))
+        if result.fold_accuracies is not None:
+            from autotl.folds import fold_se
+
+            trial.set_user_attr("fold_accuracies", result.fold_accuracies)
+            trial.set_user_attr("fold_se", fold_se(result.fold_accuracies))
         self._finished(result)
         if result.state == "pruned":
             raise optuna.TrialPruned(f"pruned at checkpoint {len(result.history)}")
-        assert result.val_accuracy is not None and result.trained is not None
+        assert result.val_accuracy is not None
+        if self.prep.folds:
+            # No single model exists (one per fold); test scores and best_model/ come from
+            # the config retrained on every row (Session.refit).
+            if self.prep.config.score_test == "all" and self.prep.test is not None:
+                refit = refit_on_pool(self.trainer, plan, seed=seed)
+                accuracy, correct = self.trainer.score(plan, refit.trained, "test")
+                trial.set_user_attr("test_accuracy", accuracy)
+                trial.set_user_attr("test_correct", correct)
+            return result.val_accuracy
+        assert result.trained is not None
         if self.prep.config.score_test == "all" and self.prep.test is not None:
             accuracy, correct = self.trainer.score(plan, result.trained, "test")
             trial.set_user_attr("test_accuracy", accuracy)
@@ -691,7 +855,7 @@ class Objective:
         from autotl.recommendation import scored_from_trial
         from autotl.selection import Scored, choose
 
-        n_val = len(self.prep.val)
+        n_val = self.prep.n_scored
         mine = Scored(key=trial.number, label=str(trial.number),
                       accuracy=float(result.val_accuracy), n=n_val,
                       seconds=result.train_seconds, trainable_params=result.trainable_params,

@@ -19,7 +19,8 @@ validation rows together, never the test split:
   training rows); the trial's value is the share of rows right at the end, over all folds and
   repeats. The pruner sees, at each checkpoint, the mean accuracy across the folds (they
   train in lockstep, each with its own random state, so a fold trains exactly as it would
-  alone).
+  alone; the price is that every fold's model and optimizer state are held at once, about
+  ten copies of what one trial holds).
 - **the frozen part is computed once** for all pool rows (the ``all`` split of the
   activation cache); each fold indexes its rows out of it.
 

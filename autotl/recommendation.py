@@ -281,7 +281,7 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
             "name": prep.data.name,
             "modality": prep.data.modality,
             "n_train": len(prep.train),
-            "n_val": n_val,
+            "n_val": len(prep.val),  # in fold mode, pooled with training rows (validation)
             "n_test": len(prep.test) if getattr(prep, "test", None) is not None else 0,
             "n_classes": len(prep.data.class_names),
             "n_per_class": config.n_per_class,

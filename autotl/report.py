@@ -156,8 +156,10 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
         lines += ["", "## Failed trials", ""]
         lines += [f"- trial {r['number']} ({r['strategy'] or '?'}): {r['error']}"
                   for r in failed]
+    pooled = (f" ({rec.validation['rows']} rows pooled and scored over folds)"
+              if rec.validation.get("mode") == "folds" else "")
     lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
-              f"{rec.dataset['n_val']} validation / {rec.dataset.get('n_test', 0)} test "
+              f"{rec.dataset['n_val']} validation{pooled} / {rec.dataset.get('n_test', 0)} test "
               f"examples, {rec.dataset['n_classes']} classes. "
               f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). Storage: "
               f"`{rec.storage}`, study `{rec.study}`.", ""]

@@ -19,6 +19,8 @@ config, a size map's winner at each size and its notes all come from :func:`choo
    standard error of the best.
 
 :class:`Choice` says in words what happened: a clear lead, or a tie and how it was broken.
+:func:`bootstrap` says how sure a choice is: how often the rule makes it again when the scored
+rows are resampled.
 """
 
 from __future__ import annotations

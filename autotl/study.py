@@ -576,8 +576,12 @@ def describe_problem(config: SearchConfig, plugins: Plugins) -> dict[str, Any]:
     from autotl.training import resolve_device
 
     prep = prepare(config, plugins)
-    backbone, trainer, _ = build_trainer(prep, resolve_device(config.device))
     n_classes = len(prep.data.class_names)
+    if prep.prior_only:  # LogME needs two rows of a class; one per class is all there is
+        return {"modality": prep.data.modality, "n_classes": n_classes, "n_per_class": 1,
+                "backbone": prep.config.backbone, "backbone_params": None, "logme": None,
+                "strategies": list(prep.strategies)}
+    backbone, trainer, _ = build_trainer(prep, resolve_device(config.device))
     return {"modality": prep.data.modality, "n_classes": n_classes,
             "n_per_class": config.n_per_class or len(prep.train) / n_classes,
             "backbone": backbone.name, "backbone_params": backbone.n_params,

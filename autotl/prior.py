@@ -19,7 +19,10 @@ The prior file format (JSON)::
                   "best_mean_at_size": 0.83, "train_seconds": 12.0,
                   "trainable_params": 3328314}]}
 
-``params`` are a trial's parameters without the strategy prefix; ``freeze_depth`` is mapped to
+``data_fingerprint`` (optional) identifies the data a record was measured on: a search leaves
+out records of its own data — by fingerprint where a record has one, else by dataset name —
+since they would replay a choice made on the same rows. ``params`` are a trial's parameters
+without the strategy prefix; ``freeze_depth`` is mapped to
 another backbone through the fraction ``freeze_depth / n_groups``.
 """
 
@@ -204,6 +207,7 @@ def records_from_size_map(size_map: dict[str, Any], source: str) -> list[dict[st
             records.append({
                 "source": source,
                 "dataset": size_map["dataset"],
+                "data_fingerprint": size_map.get("data_fingerprint"),
                 "modality": size_map["modality"],
                 "n_per_class": n_per_class,
                 "n_classes": size_map["n_classes"],

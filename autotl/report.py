@@ -86,7 +86,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 def _why(rec: Recommendation) -> list[str]:
     """Plain reasons read off the measurements."""
-    reasons = []
+    reasons = list(rec.notes)
     best = rec.recommended
     if best is None:
         return reasons

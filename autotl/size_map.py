@@ -152,6 +152,7 @@ class SizeMap:
     entries: list[SizeEntry] = field(default_factory=list)
     out: str = ""
     budget: str = ""  # the step-budget rule, in words
+    data_fingerprint: str = ""  # of the data before a test fraction was held out
 
     def crossovers(self) -> str:
         """Which strategy wins where, in words."""
@@ -222,7 +223,7 @@ class SizeMap:
             "backbone": self.backbone, "backbone_params": self.backbone_params,
             "strategies": self.strategies, "seeds": self.seeds, "tolerance": self.tolerance,
             "crossovers": self.crossovers(), "noise": self.noise_notes(),
-            "budget": self.budget, "sizes": sizes,
+            "budget": self.budget, "data_fingerprint": self.data_fingerprint, "sizes": sizes,
         }
 
 
@@ -273,7 +274,8 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
                 n_classes=len(session.prep.data.class_names), backbone=session.backbone.name,
                 backbone_params=session.backbone.n_params,
                 strategies=list(session.prep.strategies), seeds=seeds,
-                tolerance=config.tolerance, out=str(out), budget=budget_rule(config))
+                tolerance=config.tolerance, out=str(out), budget=budget_rule(config),
+                data_fingerprint=session.prep.source_fingerprint)
         size_map.entries.append(measure_rung(session, seeds))
         write_size_map(size_map, out)
         if session.interrupted:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import sys
 import time
@@ -381,7 +380,11 @@ class Session:
         named = recommendation.named_trials()
         complete = {t.number: t for t in self.study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
-        if self.prep.test is not None:
+        if self.interrupted and self.prep.test is not None:
+            # Ctrl-C asks to stop: scoring the test split can wait for the rerun.
+            recommendation.notes.append("Interrupted: the test split was not scored; rerun "
+                                        "the same command (with --trials 1) to score it.")
+        elif self.prep.test is not None:
             scores = stored_test_scores(self.study)
             for number in sorted(set(named) - set(scores)):
                 trial = complete[number]

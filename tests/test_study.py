@@ -456,7 +456,7 @@ def test_a_search_on_three_rows_per_class_scores_trials_over_folds_and_refits_on
     prior.write_text(json.dumps({"format": 1, "records": [record]}))
     rec = _search(plugins, out, n_per_class=3, test_fraction=0.25, fold_below=10, trials=2,
                   strategies=["head-only", "full"], min_steps=4, max_steps=4, prior=str(prior),
-                  prior_top=0)
+                  prior_top=0, score_test="all")
     data = json.loads((out / "recommendation.json").read_text())
     # 3 train + 4 validation rows per class, pooled: 21 rows, 2× repeated 5-fold.
     assert data["validation"] == {"mode": "folds", "k": 5, "repeats": 2, "seed": 0, "rows": 21,
@@ -470,6 +470,7 @@ def test_a_search_on_three_rows_per_class_scores_trials_over_folds_and_refits_on
         assert len(trial.user_attrs["val_correct"]) == 42  # every row once per repeat
         assert trial.value == trial.user_attrs["val_correct"].count("1") / 42
         assert len(trial.user_attrs["fold_accuracies"]) == 10
+        assert 0 <= trial.user_attrs["test_accuracy"] <= 1  # its refit, scored as it finished
     shares = data["confidence"]["shares"]
     assert set(shares) == {"head-only", "full"} and sum(shares.values()) == pytest.approx(1)
     assert "all 21 rows" in data["final_model"] and "no test row" in data["final_model"]

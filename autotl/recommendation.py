@@ -207,21 +207,25 @@ def prior_on_scale(expectations: dict[str, dict[str, float]] | None,
 
 
 BOOTSTRAP_RESAMPLES = 500
+BOOTSTRAP_OUTCOMES = 5_000_000  # per-row outcomes resampled in all: a few seconds of Python
 
 
 def confidence(picks: list[Scored], tolerance: float, seed: int) -> dict[str, Any] | None:
     """How often the rule, applied to each strategy's pick, chooses each strategy over a
-    seeded bootstrap of the scored rows (a row's repeats resampled together)."""
+    seeded bootstrap of the scored rows (a row's repeats resampled together): 500 resamples,
+    fewer (at least 100) where the validation set is so large that 500 would take long."""
     by_key = {s.key: s.prior_key for s in picks}
-    shares = bootstrap(picks, resamples=BOOTSTRAP_RESAMPLES, seed=seed, tolerance=tolerance,
+    outcomes = max(1, len(picks[0].correct or "") * len(picks)) if picks else 1
+    resamples = max(100, min(BOOTSTRAP_RESAMPLES, BOOTSTRAP_OUTCOMES // outcomes))
+    shares = bootstrap(picks, resamples=resamples, seed=seed, tolerance=tolerance,
                        by=lambda c: by_key[c.key])
     if shares is None:
         return None
     ranked = dict(sorted(shares.items(), key=lambda item: -item[1]))
     words = ", ".join(f"{k} {v:.0%}" for k, v in ranked.items() if v > 0)
-    return {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "shares": ranked,
-            "words": f"Over {BOOTSTRAP_RESAMPLES} bootstrap resamples of the scored rows, the "
-                     f"rule picks {words}."}
+    return {"resamples": resamples, "seed": seed, "shares": ranked,
+            "words": f"Over {resamples} bootstrap resamples of the scored rows, the rule picks "
+                     f"{words}."}
 
 
 def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trainer: Any,

@@ -417,6 +417,8 @@ def test_config_errors_name_the_setting() -> None:
         autotl.SearchConfig(data="x", trials=0)
     with pytest.raises(ConfigError, match="did you mean 'n_per_class'"):
         autotl.SearchConfig.from_mapping({"data": "x", "n_per_clas": 3})
+    with pytest.raises(ConfigError, match=r"fold_below must be >= 0 .*fold_below=-1"):
+        autotl.SearchConfig(data="x", fold_below=-1)
 
 
 def test_the_default_pruner_compares_a_trial_with_its_own_strategy_only() -> None:

@@ -88,6 +88,23 @@ def scheme_for(smallest: int, seed: int) -> FoldScheme:
     return FoldScheme(k=5, repeats=2 if smallest < 20 else 1, seed=seed)
 
 
+def plan_folds(train: Any, val: Any, n_classes: int, *, fold_below: int,
+               seed: int) -> tuple[Any, FoldScheme | None, list[Fold]]:
+    """``(pool, scheme, folds)`` when ``val`` holds fewer than ``fold_below`` rows in some
+    class (the pool: ``train`` rows, then ``val`` rows), else ``(None, None, [])``: one split."""
+    import datasets
+    import numpy as np
+
+    from autotl.data.splits import label_array
+
+    if np.bincount(label_array(val), minlength=n_classes).min() >= fold_below:
+        return None, None, []
+    pool = datasets.concatenate_datasets([train, val])
+    labels = label_array(pool)
+    scheme = scheme_for(int(np.bincount(labels, minlength=n_classes).min()), seed)
+    return pool, scheme, make_folds(labels, scheme)
+
+
 def make_folds(labels: Any, scheme: FoldScheme) -> list[Fold]:
     """The folds of ``scheme`` over rows with ``labels``: stratified, each repeat a partition."""
     import numpy as np
@@ -204,5 +221,5 @@ def _own_random_state(states: list[Any], i: int, device: Any) -> Iterator[None]:
                      torch.cuda.get_rng_state(device) if devices else None)
 
 
-__all__ = ["FOLD_BELOW", "Fold", "FoldScheme", "fold_se", "make_folds", "pool_outcomes",
-           "run_folds", "scheme_for"]
+__all__ = ["FOLD_BELOW", "Fold", "FoldScheme", "fold_se", "make_folds", "plan_folds",
+           "pool_outcomes", "run_folds", "scheme_for"]

@@ -117,11 +117,13 @@ class Recommendation:
             return (f"No trial of study {self.study!r} completed, so there is nothing to "
                     f"recommend yet; see {self.out}/trials.csv for the errors.")
         best = self.recommended
+        scored = ("accuracy over the folds" if self.validation.get("mode") == "folds"
+                  else "validation accuracy")
         test = (f", test accuracy {best.test_accuracy:.3f} on {d.get('n_test')} held-out rows"
                 if best.test_accuracy is not None else "")
         lines = [
             f"For {d['name']} at {size} ({d['n_classes']} classes) with {self.backbone}: "
-            f"use {best.describe(self.n_groups)} — validation accuracy {best.val_accuracy:.3f} "
+            f"use {best.describe(self.n_groups)} — {scored} {best.val_accuracy:.3f} "
             f"(chose it){test}; {best.train_seconds:.1f} s to train, "
             f"{best.trainable_params:,} trainable parameters.",
         ]

@@ -120,13 +120,12 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
-    import datasets
     import numpy as np
 
     from autotl.cache import activation_key
     from autotl.data import hold_out_test, load_data, prepare_splits, select_classes
     from autotl.data.splits import label_array
-    from autotl.folds import make_folds, scheme_for
+    from autotl.folds import plan_folds
 
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
@@ -163,13 +162,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
                         prior_only=True)
     train, val = prepare_splits(data, n_per_class=config.n_per_class,
                                 val_fraction=config.val_fraction, seed=config.data_seed)
-    pool, scheme, folds = None, None, []
-    val_counts = np.bincount(label_array(val), minlength=len(data.class_names))
-    if val_counts.min() < config.fold_below:
-        pool = datasets.concatenate_datasets([train, val])
-        pool_labels = label_array(pool)
-        scheme = scheme_for(int(np.bincount(pool_labels).min()), config.data_seed)
-        folds = make_folds(pool_labels, scheme)
+    pool, scheme, folds = plan_folds(train, val, len(data.class_names),
+                                     fold_below=config.fold_below, seed=config.data_seed)
     # Validation never depends on n_per_class, so every rung of a size ladder shares its
     # cached validation activations. (data.fingerprint covers a held-out test fraction.)
     split_keys = {

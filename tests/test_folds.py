@@ -12,7 +12,14 @@ import torch
 
 from autotl.config import SearchConfig
 from autotl.data.splits import label_array
-from autotl.folds import Fold, FoldScheme, make_folds, pool_outcomes, run_folds, scheme_for
+from autotl.folds import (
+    Fold,
+    FoldScheme,
+    make_folds,
+    pool_outcomes,
+    run_folds,
+    scheme_for,
+)
 from autotl.inputs import steps_budget
 from autotl.plugins import load_plugins
 from autotl.study import build_trainer, prepare, refit_on_pool

@@ -561,10 +561,11 @@ def frozen_logme(trainer: Any) -> float | None:
 
     if trainer.cache is None or not trainer._cacheable():
         return None
-    fetched = trainer._fetch("train", trainer.base.n_groups)
+    split = "all" if "all" in trainer.splits else "train"  # fold mode: every pooled row
+    fetched = trainer._fetch(split, trainer.base.n_groups)
     if fetched is None:
         return None
-    return logme(fetched[0].numpy(), trainer.labels["train"].numpy())
+    return logme(fetched[0].numpy(), trainer.labels[split].numpy())
 
 
 def describe_problem(config: SearchConfig, plugins: Plugins) -> dict[str, Any]:

@@ -9,8 +9,9 @@ validation rows together, never the test split:
 
 - **k and repeats by size** (:func:`scheme_for`, ``m`` = rows in the smallest class):
   ``m`` 2–4 → k = m, each fold holding out one row of the smallest class (leave-one-out per
-  class), 3 repeats; ``m`` 5–19 → k = 5, 2 repeats; ``m`` ≥ 20 → k = 5, 1 repeat. About ten
-  fits per trial in each case, so a trial costs about ten single-split trials.
+  class), 3 repeats; ``m`` 5–19 → k = 5, 2 repeats; ``m`` ≥ 20 → k = 5, 1 repeat. That is
+  6–12, 10 or 5 fits per trial: a trial costs that many single-split trials of this size,
+  which at such sizes are short (the step budget's minimum).
 - **every row is scored exactly once per repeat** (scikit-learn's ``RepeatedStratifiedKFold``,
   seeded by the split seed, so every trial of a study sees the same folds); the per-row
   outcomes are concatenated repeat after repeat in the pool's row order, so two trials are
@@ -30,8 +31,7 @@ error, about √(d/n) for n scored rows of which a share d (typically 0.2–0.3 
 the two configs classify differently. Gaps between strategies at small sizes are typically
 around 0.05 in autotl's size maps, which needs n ≳ 100 rows; 10 per class gives 50–100 rows
 for 5–10 classes. Below that, folds score every row (five times as many at
-``val_fraction`` 0.2), and at such sizes a trial is short (the step budget's minimum), so ten
-fits per trial are affordable.
+``val_fraction`` 0.2) and average over several splits, and the extra fits are affordable.
 
 With a single row per class nothing can be measured; :mod:`autotl.study` then recommends from
 the prior alone.
@@ -47,8 +47,6 @@ from typing import Any
 
 #: Validation rows per class (smallest class) below which trials are scored over folds.
 FOLD_BELOW = 10
-#: Fits per trial the scheme aims at (k × repeats).
-TARGET_FITS = 10
 
 
 @dataclass(frozen=True)

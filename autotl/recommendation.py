@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autotl.selection import Choice, Scored, bootstrap, choose
+from autotl.selection import Choice, Scored, binomial_se, bootstrap, choose
 
 STATES = ("complete", "pruned", "fail")
 
@@ -257,6 +257,10 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
         per_strategy.append({
             "strategy": name,
             "val_accuracy": top.val_accuracy if top else None,
+            # Fold mode: the standard error of the mean over folds; else binomial.
+            "val_se": (by_number[top.trial].user_attrs.get("fold_se",
+                                                          binomial_se(top.val_accuracy, n_val))
+                       if top else None),
             "test_accuracy": None,
             "trial": top.trial if top else None,
             "max_val_accuracy": max((t.value for t in own), default=None),

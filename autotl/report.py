@@ -136,7 +136,8 @@ def _acc(value: Any) -> str:
 def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
     lines = [f"# autotl report: {rec.study}", "", rec.summary(), "", "## Per strategy", "",
              "Each strategy's pick by the same rule as the recommendation (validation "
-             "accuracy chose it; test accuracy scored after). 'max val' is the highest "
+             "accuracy chose it, ± one standard error: over folds where trials were scored "
+             "over folds, else binomial; test accuracy scored after). 'max val' is the highest "
              "validation accuracy of any of its trials, which is biased upward.", "",
              "| strategy | val accuracy | test accuracy | max val | trials (complete, "
              "sampled) | train s | trainable params | params |",
@@ -146,7 +147,10 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
         params = "–" if s["trainable_params"] is None else f"{s['trainable_params']:,}"
         best = "–" if not s["params"] else ", ".join(
             f"{k}={_short(v)}" for k, v in s["params"].items())
-        lines.append(f"| {s['strategy']} | {_acc(s['val_accuracy'])} | "
+        se = s.get("val_se")
+        val = _acc(s["val_accuracy"]) + (f" ± {se:.3f}" if se is not None
+                                         and math.isfinite(se) else "")
+        lines.append(f"| {s['strategy']} | {val} | "
                      f"{_acc(s.get('test_accuracy'))} | {_acc(s['max_val_accuracy'])} | "
                      f"{s['n_trials']} ({s['n_complete']}, {s['n_sampled']}) | "
                      f"{secs} | {params} | {best} |")

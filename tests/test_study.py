@@ -473,6 +473,8 @@ def test_a_search_on_three_rows_per_class_scores_trials_over_folds_and_refits_on
         assert trial.value == trial.user_attrs["val_correct"].count("1") / 42
         assert len(trial.user_attrs["fold_accuracies"]) == 10
         assert 0 <= trial.user_attrs["test_accuracy"] <= 1  # its refit, scored as it finished
+    fold_se = {t.number: t.user_attrs["fold_se"] for t in done}
+    assert all(s["val_se"] == fold_se[s["trial"]] for s in data["per_strategy"])
     shares = data["confidence"]["shares"]
     assert set(shares) == {"head-only", "full"} and sum(shares.values()) == pytest.approx(1)
     assert "all 21 rows" in data["final_model"] and "no test row" in data["final_model"]

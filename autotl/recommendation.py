@@ -78,6 +78,7 @@ class Recommendation:
     chosen_by: str = "validation accuracy"
     origins: dict[str, int] = field(default_factory=dict)
     prior: dict[str, Any] | None = None
+    budget: str = ""  # the step-budget rule and what it gave here, in words
     notes: list[str] = field(default_factory=list)
     # How trials were scored: {"mode": "split"|"folds"|"prior-only", "words": ..., ...}.
     validation: dict[str, Any] = field(default_factory=dict)
@@ -316,6 +317,7 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
                    else "validation accuracy"),
         origins=origins,
         prior=study.user_attrs.get("prior"),
+        budget=_budget_words(config, trainer),
         validation=validation_scheme(prep),
         confidence=confidence(picks, config.tolerance, config.seed) if len(picks) > 1
         else None,
@@ -352,3 +354,10 @@ def _what_decided(with_prior: Choice, measured: Choice | None,
     elif measured is not None and measured.is_tie and not with_prior.is_tie:
         text += " The measurement alone could not separate them; with the prior it can."
     return text
+
+
+def _budget_words(config: Any, trainer: Any) -> str:
+    from autotl.size_map import budget_rule
+
+    steps = getattr(trainer, "steps", None)
+    return budget_rule(config) + (f" Here: {steps} steps per trial." if steps else "")

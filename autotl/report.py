@@ -181,7 +181,7 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
     lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
               f"{rec.dataset['n_val']} validation{pooled} / {rec.dataset.get('n_test', 0)} test "
               f"examples, {rec.dataset['n_classes']} classes. "
-              f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). Storage: "
+              f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). {rec.budget} Storage: "
               f"`{rec.storage}`, study `{rec.study}`.", ""]
     return "\n".join(lines)
 

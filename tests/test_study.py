@@ -62,6 +62,9 @@ def test_search_writes_every_output_with_the_schema(plugins, tmp_path: Path) -> 
     _assert_one_standard_error_rule(study, data["cheapest_within_tolerance"],
                                     data["dataset"]["n_val"], rec.tolerance)
     assert data["selection"] and data["selection"] in (out / "report.md").read_text()
+    # The step budget is a stated choice: the report says the rule and what it gave.
+    assert "clamp(ceil(16 epochs × training examples / batch 16), 6, 6)" in data["budget"]
+    assert "Here: 6 steps per trial." in (out / "report.md").read_text()
     rows = _trials(out)
     assert [int(r["number"]) for r in rows] == list(range(5))
     # Every strategy's known-good config runs before the sampler takes over.

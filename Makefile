@@ -47,7 +47,7 @@ test-postgres: setup
 
 demo: setup
 	$(BIN)/autotl search fashion-mnist --backbone offline:efficientnet-lite0 \
-		--strategies full,subset,head-only,lora --n-per-class 100 --image-size 64 \
+		--strategies full,subset,head-only,lora --n-per-class 100 --image-size 32 \
 		--out runs/demo $(DEMO_ARGS)
 
 clean:

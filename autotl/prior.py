@@ -41,6 +41,8 @@ from autotl.errors import ConfigError
 
 FORMAT = 1
 BANDWIDTH = 0.7
+TAU = 0.1  # uncertainty of a relative accuracy that no close record supports
+SD_FLOOR = 0.01
 DEFAULT_PRIOR = "default"
 _REQUIRED = ("dataset", "modality", "n_per_class", "n_classes", "backbone", "strategy",
              "params", "mean_accuracy", "best_mean_at_size")
@@ -55,10 +57,27 @@ class Suggestion:
     score: float  # kernel-weighted accuracy relative to the best strategy at that size
     support: float  # total kernel weight behind the score (≈ number of close records)
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    sd: float = TAU  # uncertainty of ``score`` for this problem (see :func:`relative_sd`)
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "params": self.params, "score": self.score,
-                "support": self.support, "evidence": self.evidence}
+                "sd": self.sd, "support": self.support, "evidence": self.evidence}
+
+
+def relative_sd(weights: list[float], relative: list[float], score: float) -> float:
+    """How uncertain the prior's expected relative accuracy ``score`` is for a new problem:
+
+    ``sd² = s²·(1 + 1/n_eff) + TAU²/(1 + support)``
+
+    with ``s²`` the kernel-weighted variance of the records' relative accuracies around
+    ``score`` (how much problems like this one differ: the new one is one more draw),
+    ``n_eff = (Σw)²/Σw²`` the records' effective number (the weighted mean's own error), and
+    ``support = Σw``: a prior backed by few or distant records keeps up to ``TAU`` of
+    uncertainty even when those records agree. Floored at ``SD_FLOOR``."""
+    total = sum(weights)
+    spread = sum(w * (r - score) ** 2 for w, r in zip(weights, relative, strict=True)) / total
+    n_eff = total**2 / sum(w * w for w in weights)
+    return max(math.sqrt(spread * (1 + 1 / n_eff) + TAU**2 / (1 + total)), SD_FLOOR)
 
 
 def load_prior(source: str | Path = DEFAULT_PRIOR) -> list[dict[str, Any]]:
@@ -136,6 +155,7 @@ def recommend(modality: str, n_per_class: float, n_classes: int, *, backbone: st
             params=_portable_params(nearest),
             score=score,
             support=total,
+            sd=relative_sd(weights, relative, score),
             evidence=[{"dataset": r["dataset"], "n_per_class": r["n_per_class"],
                        "backbone": r["backbone"], "mean_accuracy": r["mean_accuracy"],
                        "relative": rel, "distance": round(d, 3)}

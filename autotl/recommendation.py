@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autotl.selection import Choice, Scored, choose
+from autotl.selection import Choice, Scored, binomial_se, bootstrap, choose
 from autotl.storage import mask_url
 
 STATES = ("complete", "pruned", "fail")
@@ -78,7 +78,13 @@ class Recommendation:
     chosen_by: str = "validation accuracy"
     origins: dict[str, int] = field(default_factory=dict)
     prior: dict[str, Any] | None = None
+    budget: str = ""  # the step-budget rule and what it gave here, in words
     notes: list[str] = field(default_factory=list)
+    # How trials were scored: {"mode": "split"|"folds"|"prior-only", "words": ..., ...}.
+    validation: dict[str, Any] = field(default_factory=dict)
+    # How often the rule picks each strategy over bootstrap resamples of the scored rows.
+    confidence: dict[str, Any] | None = None
+    final_model: str = ""  # what best_model/ was trained on, in words
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,20 +111,32 @@ class Recommendation:
         d = self.dataset
         size = (f"{d['n_per_class']} examples per class" if d.get("n_per_class")
                 else f"{d['n_train']} training examples")
+        if self.validation.get("mode") == "prior-only":
+            use = (f"use {self.recommended.strategy}" if self.recommended
+                   else "nothing can be recommended")
+            return f"For {d['name']} ({d['n_classes']} classes): {use}. {self.selection}"
         if self.recommended is None:
             return (f"No trial of study {self.study!r} completed, so there is nothing to "
                     f"recommend yet; see {self.out}/trials.csv for the errors.")
         best = self.recommended
+        scored = ("accuracy over the folds" if self.validation.get("mode") == "folds"
+                  else "validation accuracy")
         test = (f", test accuracy {best.test_accuracy:.3f} on {d.get('n_test')} held-out rows"
                 if best.test_accuracy is not None else "")
         lines = [
             f"For {d['name']} at {size} ({d['n_classes']} classes) with {self.backbone}: "
-            f"use {best.describe(self.n_groups)} — validation accuracy {best.val_accuracy:.3f} "
+            f"use {best.describe(self.n_groups)} — {scored} {best.val_accuracy:.3f} "
             f"(chose it){test}; {best.train_seconds:.1f} s to train, "
             f"{best.trainable_params:,} trainable parameters.",
         ]
+        if self.validation.get("mode") == "folds":
+            lines.append(self.validation["words"])
         if self.selection:
             lines.append(self.selection)
+        if self.confidence:
+            lines.append(self.confidence["words"])
+        if self.final_model:
+            lines.append(self.final_model)
         cheap = self.cheapest_within_tolerance
         if cheap is not None and cheap.trial != best.trial:
             lines.append(
@@ -160,19 +178,58 @@ def candidate_from_trial(trial: Any) -> Candidate:
     )
 
 
-def scored_from_trial(trial: Any, n_val: int) -> Scored:
-    """A completed trial as the selection rule sees it."""
+def scored_from_trial(trial: Any, n_val: int,
+                      prior: dict[str, tuple[float, float]] | None = None) -> Scored:
+    """A completed trial as the selection rule sees it; ``n_val`` distinct rows scored (its
+    outcomes may hold several repeats of them), ``prior`` strategy → (mean, sd)."""
     seconds = trial.user_attrs.get("train_seconds")
-    return Scored(key=trial.number, label=f"trial {trial.number} ({trial.params['strategy']})",
+    strategy = trial.params["strategy"]
+    mean, sd = (prior or {}).get(strategy, (None, None))
+    return Scored(key=trial.number, label=f"trial {trial.number} ({strategy})",
                   accuracy=float(trial.value), n=n_val,
                   seconds=float(seconds) if seconds is not None else math.inf,
                   trainable_params=int(trial.user_attrs.get("trainable_params", 0)),
-                  correct=trial.user_attrs.get("val_correct"))
+                  correct=trial.user_attrs.get("val_correct"),
+                  prior_mean=mean, prior_sd=sd, prior_key=strategy)
 
 
-def select(trials: list[Any], n_val: int, tolerance: float = 0.0) -> Choice | None:
+def select(trials: list[Any], n_val: int, tolerance: float = 0.0,
+           prior: dict[str, tuple[float, float]] | None = None) -> Choice | None:
     """The selection rule over completed trials."""
-    return choose([scored_from_trial(t, n_val) for t in trials], tolerance=tolerance)
+    return choose([scored_from_trial(t, n_val, prior) for t in trials], tolerance=tolerance)
+
+
+def prior_on_scale(expectations: dict[str, dict[str, float]] | None,
+                   trials: list[Any]) -> dict[str, tuple[float, float]]:
+    """The prior's expected relative accuracies on the candidates' scale: relative × the best
+    measured accuracy, and its sd likewise (the prior knows ratios between strategies, not
+    this data's accuracy level)."""
+    if not expectations or not trials:
+        return {}
+    best = max(float(t.value) for t in trials)
+    return {name: (e["relative"] * best, e["sd"] * best) for name, e in expectations.items()}
+
+
+BOOTSTRAP_RESAMPLES = 500
+BOOTSTRAP_OUTCOMES = 5_000_000  # per-row outcomes resampled in all: a few seconds of Python
+
+
+def confidence(picks: list[Scored], tolerance: float, seed: int) -> dict[str, Any] | None:
+    """How often the rule, applied to each strategy's pick, chooses each strategy over a
+    seeded bootstrap of the scored rows (a row's repeats resampled together): 500 resamples,
+    fewer (at least 100) where the validation set is so large that 500 would take long."""
+    by_key = {s.key: s.prior_key for s in picks}
+    outcomes = max(1, len(picks[0].correct or "") * len(picks)) if picks else 1
+    resamples = max(100, min(BOOTSTRAP_RESAMPLES, BOOTSTRAP_OUTCOMES // outcomes))
+    shares = bootstrap(picks, resamples=resamples, seed=seed, tolerance=tolerance,
+                       by=lambda c: by_key[c.key])
+    if shares is None:
+        return None
+    ranked = dict(sorted(shares.items(), key=lambda item: -item[1]))
+    words = ", ".join(f"{k} {v:.0%}" for k, v in ranked.items() if v > 0)
+    return {"resamples": resamples, "seed": seed, "shares": ranked,
+            "words": f"Over {resamples} bootstrap resamples of the scored rows, the rule picks "
+                     f"{words}."}
 
 
 def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trainer: Any,
@@ -184,21 +241,28 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
                                  optuna.trial.TrialState.RUNNING)]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE
                 and t.value is not None]
-    n_val = len(prep.val)
+    n_val = prep.n_scored
     by_number = {t.number: t for t in complete}
-    choice = select(complete, n_val)
-    within = select(complete, n_val, config.tolerance)
+    prior = prior_on_scale(study.user_attrs.get("prior_expectations"), complete)
+    choice = select(complete, n_val, prior=prior)
+    within = select(complete, n_val, config.tolerance, prior=prior)
     best = candidate_from_trial(by_number[choice.chosen.key]) if choice else None
     cheapest = candidate_from_trial(by_number[within.chosen.key]) if within else None
-    per_strategy = []
+    per_strategy, picks = [], []
     for name in prep.strategies:
         own = [t for t in complete if t.params.get("strategy") == name]
-        pick = select(own, n_val)
+        pick = select(own, n_val)  # one strategy: its prior says nothing between its trials
+        if pick is not None:
+            picks.append(scored_from_trial(by_number[pick.chosen.key], n_val, prior))
         top = candidate_from_trial(by_number[pick.chosen.key]) if pick else None
         started = [t for t in trials if t.params.get("strategy") == name]
         per_strategy.append({
             "strategy": name,
             "val_accuracy": top.val_accuracy if top else None,
+            # Fold mode: the standard error of the mean over folds; else binomial.
+            "val_se": (by_number[top.trial].user_attrs.get("fold_se",
+                                                          binomial_se(top.val_accuracy, n_val))
+                       if top else None),
             "test_accuracy": None,
             "trial": top.trial if top else None,
             "max_val_accuracy": max((t.value for t in own), default=None),
@@ -221,12 +285,15 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
     cache = None
     if cache_stats is not None:
         cache = cache_stats.as_dict()
+    words = choice.describe() if choice else ""
+    if choice and prior:
+        words += " " + _what_decided(choice, select(complete, n_val), prior)
     return Recommendation(
         dataset={
             "name": prep.data.name,
             "modality": prep.data.modality,
             "n_train": len(prep.train),
-            "n_val": n_val,
+            "n_val": len(prep.val),  # in fold mode, pooled with training rows (validation)
             "n_test": len(prep.test) if getattr(prep, "test", None) is not None else 0,
             "n_classes": len(prep.data.class_names),
             "n_per_class": config.n_per_class,
@@ -245,7 +312,52 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
         out=str(config.out),
         cache=cache,
         best_model=None,
-        selection=choice.describe() if choice else "",
+        selection=words,
+        chosen_by=("validation accuracy and the prior's expectation" if prior
+                   else "validation accuracy"),
         origins=origins,
         prior=study.user_attrs.get("prior"),
+        budget=_budget_words(config, trainer),
+        validation=validation_scheme(prep),
+        confidence=confidence(picks, config.tolerance, config.seed) if len(picks) > 1
+        else None,
     )
+
+
+def validation_scheme(prep: Any) -> dict[str, Any]:
+    """How the study scored its trials, for recommendation.json and the report."""
+    if getattr(prep, "folds", None):
+        scheme = prep.fold_scheme
+        from autotl.data.splits import label_array
+
+        smallest = int(min(label_array(prep.pool).tolist().count(c)
+                           for c in range(len(prep.data.class_names))))
+        return {"mode": "folds", **scheme.to_dict(), "rows": len(prep.pool),
+                "fold_below": prep.config.fold_below,
+                "words": f"Validation would hold fewer than {prep.config.fold_below} rows per "
+                         f"class, so every trial was scored by "
+                         f"{scheme.describe(len(prep.pool), smallest)}."}
+    return {"mode": "split", "rows": len(prep.val),
+            "words": f"Trials were scored on one validation split of {len(prep.val)} rows."}
+
+
+def _what_decided(with_prior: Choice, measured: Choice | None,
+                  prior: dict[str, tuple[float, float]]) -> str:
+    """Whether the prior changed the choice the measurement alone would make, in words."""
+    expected = ", ".join(f"{k} {m:.3f} ± {sd:.3f}" for k, (m, sd) in
+                         sorted(prior.items(), key=lambda item: -item[1][0]))
+    text = (f"Each estimate weighs the measured accuracy against the prior's expectation "
+            f"({expected}) by their precisions.")
+    if measured is not None and measured.chosen.key != with_prior.chosen.key:
+        text += (f" Measured alone, the rule would have chosen {measured.chosen.label}; the "
+                 f"prior moved the choice to {with_prior.chosen.label}.")
+    elif measured is not None and measured.is_tie and not with_prior.is_tie:
+        text += " The measurement alone could not separate them; with the prior it can."
+    return text
+
+
+def _budget_words(config: Any, trainer: Any) -> str:
+    from autotl.size_map import budget_rule
+
+    steps = getattr(trainer, "steps", None)
+    return budget_rule(config) + (f" Here: {steps} steps per trial." if steps else "")

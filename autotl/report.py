@@ -119,9 +119,11 @@ def _why(rec: Recommendation, rows: list[dict[str, Any]] | None = None) -> list[
             f"{best.train_seconds / max(cheap.train_seconds, 1e-9):.1f}× faster and adapts "
             f"{cheap.trainable_params:,} instead of {best.trainable_params:,} parameters."
         )
-    n_val = rec.dataset["n_val"]
+    folds = rec.validation.get("mode") == "folds"
+    n_val = rec.validation["rows"] if folds else rec.dataset["n_val"]
     noise = math.sqrt(0.25 / max(n_val, 1))
-    reasons.append(f"With {n_val} validation examples, one standard error of an accuracy is up "
+    what = "rows scored in every repeat of the folds" if folds else "validation examples"
+    reasons.append(f"With {n_val} {what}, one standard error of an accuracy is up "
                    f"to {noise:.3f}. Validation accuracy chose the config, so it is optimistic"
                    + (f"; the {rec.dataset.get('n_test')} test rows were scored only after."
                       if best.test_accuracy is not None else
@@ -150,7 +152,8 @@ def _acc(value: Any) -> str:
 def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
     lines = [f"# autotl report: {rec.study}", "", rec.summary(), "", "## Per strategy", "",
              "Each strategy's pick by the same rule as the recommendation (validation "
-             "accuracy chose it; test accuracy scored after). 'max val' is the highest "
+             "accuracy chose it, ± one standard error: over folds where trials were scored "
+             "over folds, else binomial; test accuracy scored after). 'max val' is the highest "
              "validation accuracy of any of its trials, which is biased upward.", "",
              "| strategy | val accuracy | test accuracy | max val | trials (complete, "
              "sampled) | train s | trainable params | params |",
@@ -160,7 +163,10 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
         params = "–" if s["trainable_params"] is None else f"{s['trainable_params']:,}"
         best = "–" if not s["params"] else ", ".join(
             f"{k}={_short(v)}" for k, v in s["params"].items())
-        lines.append(f"| {s['strategy']} | {_acc(s['val_accuracy'])} | "
+        se = s.get("val_se")
+        val = _acc(s["val_accuracy"]) + (f" ± {se:.3f}" if se is not None
+                                         and math.isfinite(se) else "")
+        lines.append(f"| {s['strategy']} | {val} | "
                      f"{_acc(s.get('test_accuracy'))} | {_acc(s['max_val_accuracy'])} | "
                      f"{s['n_trials']} ({s['n_complete']}, {s['n_sampled']}) | "
                      f"{secs} | {params} | {best} |")
@@ -170,10 +176,12 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
         lines += ["", "## Failed or stopped trials", ""]
         lines += [f"- trial {r['number']} ({r['strategy'] or '?'}): {r['error']}"
                   for r in failed]
+    pooled = (f" ({rec.validation['rows']} rows pooled and scored over folds)"
+              if rec.validation.get("mode") == "folds" else "")
     lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
-              f"{rec.dataset['n_val']} validation / {rec.dataset.get('n_test', 0)} test "
+              f"{rec.dataset['n_val']} validation{pooled} / {rec.dataset.get('n_test', 0)} test "
               f"examples, {rec.dataset['n_classes']} classes. "
-              f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). Storage: "
+              f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). {rec.budget} Storage: "
               f"`{rec.storage}`, study `{rec.study}`.", ""]
     return "\n".join(lines)
 

@@ -19,6 +19,8 @@ config, a size map's winner at each size and its notes all come from :func:`choo
    standard error of the best.
 
 :class:`Choice` says in words what happened: a clear lead, or a tie and how it was broken.
+:func:`bootstrap` says how sure a choice is: how often the rule makes it again when the scored
+rows are resampled.
 """
 
 from __future__ import annotations
@@ -39,7 +41,12 @@ class Scored:
     ``correct`` holds its per-example outcomes ('1' right, '0' wrong) in a fixed row order,
     concatenated over seeds or folds where there are several; candidates scored on the same
     rows in the same order are compared pairwise. ``n`` is the number of outcomes behind
-    ``accuracy``; ``se``, when given, replaces the binomial standard error (e.g. from folds).
+    ``accuracy``, or the number of distinct rows when ``correct`` holds several blocks of
+    ``n`` outcomes over the same rows (repeated folds): then a row's outcomes are averaged
+    over the blocks before pairing, since one row scored twice is not two independent rows.
+    ``se``, when given, replaces the binomial standard error. ``prior_mean``/``prior_sd``
+    are the prior's expectation for the candidate; candidates with the same ``prior_key``
+    (the same strategy) share it, so it says nothing about their difference.
     """
 
     key: Any
@@ -52,6 +59,7 @@ class Scored:
     se: float | None = None
     prior_mean: float | None = None
     prior_sd: float | None = None
+    prior_key: Any = None
 
     @property
     def measured_se(self) -> float:
@@ -129,10 +137,13 @@ def gap_se(a: Scored, b: Scored) -> float:
     carry outcomes on the same rows, else from the two accuracies' own errors."""
     if a.correct is not None and b.correct is not None and len(a.correct) == len(b.correct) \
             and a.se is None and b.se is None:
-        n = len(a.correct)
+        diffs = [int(x) - int(y) for x, y in zip(a.correct, b.correct, strict=True)]
+        blocks = len(diffs) // a.n if a.n == b.n and a.n > 0 and len(diffs) % a.n == 0 else 1
+        if blocks > 1:  # repeats over the same rows: one averaged difference per row
+            diffs = [sum(diffs[i::a.n]) / blocks for i in range(a.n)]
+        n = len(diffs)
         if n < 2:
             return math.inf
-        diffs = [int(x) - int(y) for x, y in zip(a.correct, b.correct, strict=True)]
         mean = sum(diffs) / n
         var = sum((d - mean) ** 2 for d in diffs) / (n - 1)
         # Identical outcomes give var 0; one row's difference among n must not be certainty.
@@ -158,12 +169,49 @@ def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
                   what=what)
 
 
+def bootstrap(candidates: Sequence[Scored], *, resamples: int = 500, seed: int = 0,
+              tolerance: float = 0.0, by: Any = None) -> dict[Any, float] | None:
+    """How often the rule chooses each candidate (or each ``by(candidate)``, e.g. its
+    strategy) when the rows are resampled with replacement: a seeded bootstrap of the paired
+    per-row outcomes (a row's repeats stay together), the prior kept as it is. None when the
+    candidates do not carry outcomes over the same rows."""
+    import random
+
+    if not candidates or any(c.correct is None for c in candidates):
+        return None
+    n, length = candidates[0].n, len(candidates[0].correct or "")
+    if n < 2 or any(c.n != n or len(c.correct or "") != length for c in candidates) \
+            or length % n:
+        return None
+    blocks = length // n
+    by = by or (lambda c: c.key)
+    rng = random.Random(seed)
+    wins: dict[Any, int] = {by(c): 0 for c in candidates}
+    for _ in range(resamples):
+        rows = [rng.randrange(n) for _ in range(n)]
+        picked = [b * n + r for b in range(blocks) for r in rows]
+        drawn = []
+        for c in candidates:
+            correct = "".join(c.correct[i] for i in picked)  # type: ignore[index]
+            drawn.append(Scored(key=c.key, label=c.label, accuracy=correct.count("1") / length,
+                                n=n, seconds=c.seconds, trainable_params=c.trainable_params,
+                                correct=correct, prior_mean=c.prior_mean, prior_sd=c.prior_sd,
+                                prior_key=c.prior_key))
+        choice = choose(drawn, tolerance=tolerance)
+        assert choice is not None
+        chosen = next(c for c in candidates if c.key == choice.chosen.key)
+        wins[by(chosen)] += 1
+    return {k: v / resamples for k, v in wins.items()}
+
+
 def _gap(leader: Scored, other: Scored) -> tuple[float, float]:
     """The leader's lead over ``other`` and its standard error, the prior included."""
     measured_gap = leader.accuracy - other.accuracy
     measured_se = gap_se(leader, other)
     prior_gap = prior_se = None
-    if None not in (leader.prior_mean, other.prior_mean, leader.prior_sd, other.prior_sd):
+    same = leader.prior_key is not None and leader.prior_key == other.prior_key
+    if not same and None not in (leader.prior_mean, other.prior_mean, leader.prior_sd,
+                                 other.prior_sd):
         prior_gap = leader.prior_mean - other.prior_mean  # type: ignore[operator]
         prior_se = math.hypot(leader.prior_sd, other.prior_sd)  # type: ignore[arg-type]
     return _combine(measured_gap, measured_se, prior_gap, prior_se)
@@ -182,4 +230,4 @@ def _combine(value: float, se: float, prior: float | None,
     return (w * value + w_prior * prior) / (w + w_prior), math.sqrt(1 / (w + w_prior))
 
 
-__all__ = ["Choice", "Scored", "binomial_se", "choose", "gap_se"]
+__all__ = ["Choice", "Scored", "binomial_se", "bootstrap", "choose", "gap_se"]

@@ -260,8 +260,10 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
     size_map: SizeMap | None = None
     for size in sizes:
         label = size_label(size)
+        # One shared validation split by design (rungs compare on the same rows), so never
+        # folds: a rung's fresh-seed reruns are scored on that split too.
         rung = config.replace(n_per_class=size, study=f"{base}-{label}pc",
-                              out=out / f"{label}pc", storage=storage)
+                              out=out / f"{label}pc", storage=storage, fold_below=0)
         session = Session(rung, plugins=plugins, progress=progress)
         log.info("size %s per class: study %s", label, rung.study)
         session.optimize()

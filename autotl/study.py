@@ -80,6 +80,16 @@ class Prepared:
     # Named in --strategies (an inapplicable one is an error) rather than taken from every
     # registered strategy (an inapplicable one is left out); see keep_applicable_strategies.
     strategies_named: bool = False
+    # Small data (autotl.folds): train and val rows together, and the folds over them.
+    pool: Any = None
+    fold_scheme: Any = None
+    folds: list[Any] = field(default_factory=list)
+    prior_only: bool = False  # one row per class: nothing to measure, the prior decides
+
+    @property
+    def n_scored(self) -> int:
+        """Distinct rows behind a trial's value: the pool's in fold mode, else validation's."""
+        return len(self.pool) if self.folds else len(self.val)
 
 
 def prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
@@ -117,8 +127,12 @@ def _quiet_optuna() -> Iterator[None]:
 
 
 def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
+    import numpy as np
+
     from autotl.cache import activation_key
     from autotl.data import hold_out_test, load_data, prepare_splits, select_classes
+    from autotl.data.splits import label_array
+    from autotl.folds import plan_folds
 
     if not config.data:
         raise ConfigError("no data given: pass a dataset name, folder or file; "
@@ -147,10 +161,17 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
             f"{data.modality} data; pick a backbone that takes {data.modality} input "
             "(`autotl list backbones` shows each one's modality)."
         )
-    train, val = prepare_splits(data, n_per_class=config.n_per_class,
-                                val_fraction=config.val_fraction, seed=config.data_seed)
     config = config.replace(backbone=spec.name, strategies=list(strategies),
                             heads=list(heads))
+    counts = np.bincount(label_array(data.train), minlength=len(data.class_names))
+    if counts.max() == 1:  # one row per class: no row to score a trial on
+        return Prepared(config, data, data.train, data.train.select([]), spec, strategies,
+                        heads, {}, test=data.test, source_fingerprint=source_fingerprint,
+                        prior_only=True)
+    train, val = prepare_splits(data, n_per_class=config.n_per_class,
+                                val_fraction=config.val_fraction, seed=config.data_seed)
+    pool, scheme, folds = plan_folds(train, val, len(data.class_names),
+                                     fold_below=config.fold_below, seed=config.data_seed)
     # Validation never depends on n_per_class, so every rung of a size ladder shares its
     # cached validation activations. (data.fingerprint covers a held-out test fraction.)
     split_keys = {
@@ -161,9 +182,14 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
                               val_fraction=config.val_fraction),
         "test": activation_key(data=data.fingerprint, split="test"),
     }
+    if scheme is not None:  # the pool: training rows, then validation rows
+        split_keys["all"] = activation_key(
+            data=data.fingerprint, split="all", seed=config.data_seed,
+            n_per_class=config.n_per_class, val_fraction=config.val_fraction,
+            folds=scheme.to_dict())
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
                     test=data.test, source_fingerprint=source_fingerprint,
-                    strategies_named=named)
+                    strategies_named=named, pool=pool, fold_scheme=scheme, folds=folds)
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:
@@ -193,7 +219,11 @@ def default_study_name(config: SearchConfig) -> str:
 def run_search(config: SearchConfig, *, plugins: Plugins | None = None,
                progress: bool | None = None) -> Any:
     """Validate, build, optimise, and write the outputs; returns the Recommendation."""
-    session = Session(config, plugins=plugins, progress=progress)
+    plugins = plugins or load_plugins()
+    prep = prepare(config, plugins)
+    if prep.prior_only:
+        return prior_only_recommendation(prep)
+    session = Session(config, plugins=plugins, progress=progress, prep=prep)
     if session.config.workers == 1:
         session.optimize()
     else:  # N local `autotl worker` processes; 0: the study is created for workers elsewhere
@@ -222,7 +252,8 @@ class Session:
     def __init__(self, config: SearchConfig, *, plugins: Plugins | None = None,
                  progress: bool | None = None,
                  suggestions: list[dict[str, Any]] | None = None, attach: bool = False,
-                 worker_index: int = 0, known_good: bool = True) -> None:
+                 worker_index: int = 0, prep: Prepared | None = None,
+                 known_good: bool = True) -> None:
         import optuna
 
         from autotl.training import resolve_device
@@ -230,7 +261,10 @@ class Session:
         self.plugins = plugins or load_plugins()
         self.progress = progress
         self.interrupted = False
-        prep = prepare(config, self.plugins)
+        prep = prep or prepare(config, self.plugins)
+        if prep.prior_only:
+            raise ConfigError(f"{config.data!r} has one row per class: no trial can be scored; "
+                              "autotl.search() recommends from the prior alone.")
         config = prep.config
         study_name = config.study or default_study_name(config)
         out = Path(config.out) if config.out else Path("runs") / study_name
@@ -268,6 +302,7 @@ class Session:
         backbone, self.trainer, self.cache = build_trainer(prep, device)
         self.config, self.prep, self.study, self.backbone, self.out = (
             config, prep, study, backbone, out)
+        self.refits: dict[int, Any] = {}  # trial number → its config trained on every row
         if not attach:  # queued once, by the study's creator (or a resume), never by workers
             from autotl.worker import record_run
 
@@ -298,7 +333,7 @@ class Session:
         from autotl.prior import load_prior, recommend, trial_params
 
         config, prep = self.config, self.prep
-        if config.prior == "none" or config.prior_top == 0:
+        if config.prior == "none":
             return []
         records = load_prior(config.prior)
         own = [r for r in records if is_own_record(r, prep)]
@@ -307,8 +342,14 @@ class Session:
         suggestions = recommend(
             prep.data.modality, config.n_per_class or len(prep.train) / n_classes, n_classes,
             backbone=self.backbone.name, backbone_params=self.backbone.n_params,
-            logme=self.logme(), prior=used, strategies=list(prep.strategies),
-            top=config.prior_top)
+            logme=self.logme(), prior=used, strategies=list(prep.strategies))
+        if "prior_expectations" not in self.study.user_attrs:
+            # Each strategy's expected accuracy relative to the best, and how sure: the
+            # selection rule weighs it against the measurement (recommendation.py).
+            self.study.set_user_attr("prior_expectations", {
+                s.strategy: {"relative": s.score, "sd": s.sd, "support": s.support}
+                for s in suggestions})
+        suggestions = suggestions[:config.prior_top]
         params = [trial_params(s, n_groups=self.backbone.n_groups,
                                lr_range=prep.strategies[s.strategy].lr_range,
                                heads=list(prep.heads)) for s in suggestions]
@@ -464,14 +505,23 @@ class Session:
             save_best_model(self.out, trial, plan, self.trained_state(trial, plan), self.prep,
                             self.backbone, recommendation)
             recommendation.best_model = str(self.out / "best_model")
+            recommendation.final_model = self.final_model_words(trial)
         return set(named)
 
     def trained_state(self, trial: Any, plan: Any) -> dict[str, Any]:
         """A completed trial's final trained tensors: from the study's artifact store, or,
         where they were not kept, trained again with the trial's own seed (the same tensors
-        on CPU; logged, since on a GPU the last bits can differ)."""
+        on CPU; logged, since on a GPU the last bits can differ). In fold mode, the config
+        retrained on every row of the pool (:func:`refit_on_pool`), once per trial."""
         from autotl.saved_model import load_trial_state
 
+        if self.prep.folds:
+            if trial.number not in self.refits:
+                log.info("trial %d (%s): retraining its config on all %d rows",
+                         trial.number, plan.strategy, len(self.prep.pool))
+                self.refits[trial.number] = refit_on_pool(
+                    self.trainer, plan, seed=self.config.seed + trial.number)
+            return self.refits[trial.number].trained
         state = load_trial_state(trial, artifact_dir(self.config))
         if state is not None:
             return state
@@ -480,6 +530,21 @@ class Session:
         result = self.trainer.run(plan, seed=self.config.seed + trial.number)
         assert result.trained is not None
         return result.trained
+
+    def final_model_words(self, trial: Any) -> str:
+        """What ``best_model/`` was trained on, for the report."""
+        if self.prep.folds:
+            refit = self.refits[trial.number]
+            n = len(self.prep.pool)
+            return (f"best_model/ is trial {trial.number}'s config retrained on all {n} rows "
+                    f"(training and validation rows together, no test row) for {refit.steps} "
+                    f"steps, the budget the step rule gives {n} rows; each fold above trained "
+                    "on part of them.")
+        return (f"best_model/ is trial {trial.number}'s own model, trained on the "
+                f"{len(self.prep.train)} training rows; the {len(self.prep.val)} validation "
+                "rows chose it and were not trained on (with this much validation data a "
+                "retrain on them would change the measured model for a small gain; fold-scored "
+                "studies retrain on every row).")
 
     def rerun(self, params: dict[str, Any], seed: int) -> tuple[Any, tuple[float, str] | None]:
         """Train the config ``params`` (a trial's Optuna params) again with another seed, to
@@ -491,6 +556,76 @@ class Session:
         if self.prep.test is not None and result.trained is not None:
             test = self.trainer.score(plan, result.trained, "test")
         return result, test
+
+
+def prior_only_recommendation(prep: Prepared) -> Any:
+    """With one row per class nothing can be measured (no row is left to score a model that
+    trained on the others): the recommendation is the prior's, said to be so, and no model is
+    trained. Writes ``recommendation.json`` and ``report.md``."""
+    import json
+
+    from autotl.prior import load_prior, recommend
+    from autotl.recommendation import Candidate, Recommendation
+
+    config = prep.config
+    n_classes = len(prep.data.class_names)
+    if config.prior == "none":
+        raise ConfigError(
+            f"{config.data!r} has one row per class, so no trial can be scored, and "
+            "--prior none leaves nothing to recommend from. Add examples (at least 2 per "
+            "class) or use a prior.")
+    records = load_prior(config.prior)
+    used = records if config.prior_own_data else [r for r in records
+                                                   if not is_own_record(r, prep)]
+    suggestions = recommend(prep.data.modality, 1, n_classes, backbone=config.backbone,
+                            prior=used, strategies=list(prep.strategies))
+    study = config.study or default_study_name(config)
+    out = Path(config.out) if config.out else Path("runs") / study
+    out.mkdir(parents=True, exist_ok=True)
+    best = None
+    if suggestions:
+        top = suggestions[0]
+        # Nothing was measured or trained: no accuracy, seconds or trial to give.
+        best = Candidate(strategy=top.strategy, params=dict(top.params),
+                         val_accuracy=None, train_seconds=None,  # type: ignore[arg-type]
+                         trainable_params=0, trial=-1, origin="prior")
+    ranking = ", ".join(f"{s.strategy} {s.score:.2f} ± {s.sd:.2f}" for s in suggestions)
+    words = (f"With one example per class nothing can be measured: no row is left to score "
+             f"a model trained on the others. The recommendation comes from the prior alone "
+             f"({len(used)} records of {len(records)}; expected accuracy relative to the best "
+             f"strategy: {ranking or 'no record of this modality'}), and no model was trained. "
+             f"Add examples (2 or more per class) to measure.")
+    rec = Recommendation(
+        dataset={"name": prep.data.name, "modality": prep.data.modality,
+                 "n_train": len(prep.train), "n_val": 0, "n_test": 0, "n_classes": n_classes,
+                 "n_per_class": 1, "class_names": list(prep.data.class_names)},
+        backbone=str(config.backbone), recommended=best, cheapest_within_tolerance=best,
+        per_strategy=[{"strategy": s.strategy, "val_accuracy": None, "test_accuracy": None,
+                       "trial": None, "prior_relative": s.score, "prior_sd": s.sd,
+                       "params": s.params} for s in suggestions],
+        n_trials=0, trial_states={}, storage="", study=study, tolerance=config.tolerance,
+        n_groups=0, out=str(out), selection=words, chosen_by="the prior alone",
+        prior={"prior": str(config.prior), "records": len(records), "used": len(used),
+               "suggestions": [s.to_dict() for s in suggestions]},
+        validation={"mode": "prior-only", "rows": 0, "words": words})
+    (out / "recommendation.json").write_text(json.dumps(rec.to_dict(), indent=2))
+    suggestion = (f"use {best.strategy} ({', '.join(f'{k}={v}' for k, v in best.params.items())})"
+                  if best else "no strategy: the prior holds no record of this modality")
+    (out / "report.md").write_text(
+        f"# autotl report: {study}\n\nFor {prep.data.name} at 1 example per class "
+        f"({n_classes} classes): {suggestion}.\n\n{words}\n")
+    log.info("%s", words)
+    return rec
+
+
+def refit_on_pool(trainer: Any, plan: Any, *, seed: int) -> Any:
+    """``plan`` trained on every row of the pool (training and validation rows, never a test
+    row) for the step budget the rule gives that many rows, to the end of it: the final model
+    of a fold-scored study, where each trial's folds each saw only part of the rows."""
+    rows = range(len(trainer.splits["all"]))
+    result = trainer.view(rows, []).run(plan, seed=seed)
+    assert result.trained is not None
+    return result
 
 
 def configured_backbone(spec: BackboneSpec, config: SearchConfig) -> Any:
@@ -520,7 +655,7 @@ def build_trainer(prep: Prepared, device: Any) -> tuple[Any, Any, Any]:
     trainer = Trainer(backbone, prep.train, prep.val, test=prep.test,
                       num_classes=len(prep.data.class_names),
                       config=config, strategies=prep.strategies, heads=prep.heads,
-                      split_keys=prep.split_keys, cache=cache, device=device)
+                      split_keys=prep.split_keys, cache=cache, device=device, pool=prep.pool)
     return backbone, trainer, cache
 
 
@@ -555,10 +690,11 @@ def frozen_logme(trainer: Any) -> float | None:
 
     if trainer.cache is None or not trainer._cacheable():
         return None
-    fetched = trainer._fetch("train", trainer.base.n_groups)
+    split = "all" if "all" in trainer.splits else "train"  # fold mode: every pooled row
+    fetched = trainer._fetch(split, trainer.base.n_groups)
     if fetched is None:
         return None
-    return logme(fetched[0].numpy(), trainer.labels["train"].numpy())
+    return logme(fetched[0].numpy(), trainer.labels[split].numpy())
 
 
 def describe_problem(config: SearchConfig, plugins: Plugins) -> dict[str, Any]:
@@ -567,8 +703,12 @@ def describe_problem(config: SearchConfig, plugins: Plugins) -> dict[str, Any]:
     from autotl.training import resolve_device
 
     prep = prepare(config, plugins)
-    backbone, trainer, _ = build_trainer(prep, resolve_device(config.device))
     n_classes = len(prep.data.class_names)
+    if prep.prior_only:  # LogME needs two rows of a class; one per class is all there is
+        return {"modality": prep.data.modality, "n_classes": n_classes, "n_per_class": 1,
+                "backbone": prep.config.backbone, "backbone_params": None, "logme": None,
+                "strategies": list(prep.strategies)}
+    backbone, trainer, _ = build_trainer(prep, resolve_device(config.device))
     return {"modality": prep.data.modality, "n_classes": n_classes,
             "n_per_class": config.n_per_class or len(prep.train) / n_classes,
             "backbone": backbone.name, "backbone_params": backbone.n_params,
@@ -591,6 +731,7 @@ def build_request(config: SearchConfig, prep: Prepared, plugins: Plugins) -> dic
         "strategies": list(prep.strategies), "heads": list(prep.heads),
         "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps,
                    config.eval_points],
+        "folds": prep.fold_scheme.to_dict() if prep.fold_scheme else None,
     }
     # Host settings (out, device, storage with its password …) are each worker's own.
     from autotl.worker import HOST_SETTINGS
@@ -816,7 +957,13 @@ class Objective:
                 trial.report(accuracy, checkpoint)
                 return trial.should_prune()
 
-            result = self.trainer.run(plan, seed=seed, should_stop=should_stop)
+            if self.prep.folds:
+                from autotl.folds import run_folds
+
+                result = run_folds(self.trainer, self.prep.folds, plan, seed=seed,
+                                   should_stop=should_stop)
+            else:
+                result = self.trainer.run(plan, seed=seed, should_stop=should_stop)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error)
@@ -840,11 +987,26 @@ class Objective:
         if result.error:  # stopped by a fault (a loss that is not finite), not by the pruner
             trial.set_user_attr("reason", result.error)
             log.warning("trial %d (%s) stopped: %s", trial.number, plan.strategy, result.error)
+        if result.fold_accuracies is not None:
+            from autotl.folds import fold_se
+
+            trial.set_user_attr("fold_accuracies", result.fold_accuracies)
+            trial.set_user_attr("fold_se", fold_se(result.fold_accuracies))
         self._finished(result)
         if result.state == "pruned":
             raise optuna.TrialPruned(result.error or
                                      f"pruned at checkpoint {len(result.history)}")
-        assert result.val_accuracy is not None and result.trained is not None
+        assert result.val_accuracy is not None
+        if self.prep.folds:
+            # No single model exists (one per fold); test scores and best_model/ come from
+            # the config retrained on every row (Session.refit).
+            if self.prep.config.score_test == "all" and self.prep.test is not None:
+                refit = refit_on_pool(self.trainer, plan, seed=seed)
+                accuracy, correct = self.trainer.score(plan, refit.trained, "test")
+                trial.set_user_attr("test_accuracy", accuracy)
+                trial.set_user_attr("test_correct", correct)
+            return result.val_accuracy
+        assert result.trained is not None
         if self.prep.config.score_test == "all" and self.prep.test is not None:
             accuracy, correct = self.trainer.score(plan, result.trained, "test")
             trial.set_user_attr("test_accuracy", accuracy)
@@ -863,7 +1025,7 @@ class Objective:
         from autotl.recommendation import scored_from_trial
         from autotl.selection import Scored, choose
 
-        n_val = len(self.prep.val)
+        n_val = self.prep.n_scored
         mine = Scored(key=trial.number, label=str(trial.number),
                       accuracy=float(result.val_accuracy), n=n_val,
                       seconds=result.train_seconds, trainable_params=result.trainable_params,

@@ -88,6 +88,8 @@ class TrialResult:
     eval_seconds: float = 0.0  # validation passes, kept apart from train_seconds
     val_correct: str | None = None  # per validation row at the end: '1' right, '0' wrong
     trained: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # final tensors
+    activation_seconds: float = 0.0  # computing cached activations, included in train_seconds
+    fold_accuracies: list[float] | None = None  # each fold's accuracy, when scored over folds
 
 
 def resolve_device(name: str) -> torch.device:
@@ -135,6 +137,7 @@ class Trainer:
         split_keys: dict[str, str],
         cache: ActivationCache | None,
         device: torch.device,
+        pool: Any = None,
     ) -> None:
         self.base = backbone
         self.base.module.to(device).eval()
@@ -142,7 +145,8 @@ class Trainer:
             self.base.module.to(memory_format=torch.channels_last)
         self.train_split = train
         self.val_split = val
-        self.splits = {"train": train, "val": val, **({"test": test} if test is not None else {})}
+        self.splits = {"train": train, "val": val, **({"test": test} if test is not None else {}),
+                       **({"all": pool} if pool is not None else {})}
         self.num_classes = num_classes
         self.config = config
         self.strategies = strategies
@@ -156,6 +160,8 @@ class Trainer:
                                   config.min_steps, config.max_steps)
         self._stages_ok: bool | None = None
         self._weights_digest: str | None = None
+        # In a view (folds, refit): positions of "train"/"val" within the "all" split.
+        self.rows: dict[str, torch.Tensor] = {}
 
     # -- one trial -----------------------------------------------------------------------------
 
@@ -196,6 +202,19 @@ class Trainer:
     def _run(self, plan: TrialPlan, *, seed: int,
              should_stop: Callable[[float, int], bool] | None,
              accumulation: int) -> TrialResult:
+        result = None
+        for result in self.checkpoints(plan, seed=seed, should_stop=should_stop,
+                                       accumulation=accumulation):
+            pass
+        assert result is not None
+        return result
+
+    def checkpoints(self, plan: TrialPlan, *, seed: int,
+                    should_stop: Callable[[float, int], bool] | None = None,
+                    accumulation: int = 1) -> Iterator[TrialResult]:
+        """:meth:`run`, one checkpoint at a time: yields the trial's result after each
+        validation checkpoint (folds train in lockstep this way); its timings are final once
+        the iterator is exhausted. Time spent outside (while suspended) is not counted."""
         wall_start = time.perf_counter()
         torch.manual_seed(seed)
         model, depth = self.build_model(plan)
@@ -210,23 +229,34 @@ class Trainer:
         activation_seconds = 0.0
         if cached is not None:
             (train_acts, val_acts, result.cached_depth, activation_seconds) = cached
+        result.activation_seconds = activation_seconds
         model.to(self.device)
         if self.base.is_cnn:
             model.to(memory_format=torch.channels_last)
         forward = self._forward_fn(model, result.cached_depth)
 
-        loop_start = time.perf_counter()
-        self._train(model, plan, result, forward, seed,
-                    train_acts if cached else None, val_acts if cached else None, should_stop)
-        result.train_seconds = (time.perf_counter() - loop_start - result.eval_seconds
-                                + activation_seconds)
-        result.wall_seconds = time.perf_counter() - wall_start
-        return result
+        loop_seconds, suspended = 0.0, 0.0
+        start = time.perf_counter()
+        for _ in self._train(model, plan, result, forward, seed,
+                             train_acts if cached else None, val_acts if cached else None,
+                             should_stop):
+            loop_seconds += time.perf_counter() - start
+            result.train_seconds = loop_seconds - result.eval_seconds + activation_seconds
+            pause = time.perf_counter()
+            yield result
+            start = time.perf_counter()
+            suspended += start - pause
+        loop_seconds += time.perf_counter() - start
+        result.train_seconds = loop_seconds - result.eval_seconds + activation_seconds
+        result.wall_seconds = time.perf_counter() - wall_start - suspended
+        if result.state == "pruned":  # pruned at a checkpoint it did not yield
+            yield result
 
     def _train(self, model: TransferModel, plan: TrialPlan, result: TrialResult,
                forward: Callable[[Tree], torch.Tensor], seed: int, train_acts: Tree | None,
                val_acts: Tree | None,
-               should_stop: Callable[[float, int], bool] | None) -> None:
+               should_stop: Callable[[float, int], bool] | None) -> Iterator[int]:
+        """The training loop; yields the checkpoint's index after each validation pass."""
         from timm.optim import create_optimizer_v2
 
         # foreach: one multi-tensor update instead of a loop over ~150 tensors; torch only
@@ -286,6 +316,7 @@ class Trainer:
                 elif should_stop is not None and should_stop(accuracy, index):
                     result.state = "pruned"
                     return
+                yield index
                 model.train()
 
     def evaluate(self, model: TransferModel, depth: int | None, acts: Tree | None,
@@ -353,6 +384,32 @@ class Trainer:
         depth = min(max(int(strategy.frozen_depth(plan.strategy_params, self.base)), 0),
                     self.base.n_groups)
         return model, depth
+
+    def view(self, train_rows: Any, val_rows: Any) -> Trainer:
+        """This trainer with rows of the ``all`` split (the pool of a fold-scored study) as
+        its training and validation splits: a fold, or with every row and no validation rows,
+        the final refit. Its step budget is the one the rule gives its training rows; cached
+        activations come from the ``all`` split's, computed once and indexed."""
+        if "all" not in self.splits:
+            raise ValueError("this trainer has no 'all' split to take rows from")
+        if self._cacheable():  # settle the shared, lazily computed facts once, here
+            self._digest_weights()
+            self._stages_verified()
+        view = copy.copy(self)
+        pool = self.splits["all"]
+        rows = {"train": torch.as_tensor(list(train_rows), dtype=torch.long),
+                "val": torch.as_tensor(list(val_rows), dtype=torch.long)}
+        view.splits = {**self.splits,
+                       **{name: pool.select(idx.tolist(), keep_in_memory=True)
+                          for name, idx in rows.items()}}
+        view.train_split, view.val_split = view.splits["train"], view.splits["val"]
+        view.labels = {**self.labels,
+                       **{name: self.labels["all"][idx] for name, idx in rows.items()}}
+        view.rows = rows
+        view.steps = steps_budget(len(rows["train"]), self.config.batch_size,
+                                  self.config.epochs, self.config.min_steps,
+                                  self.config.max_steps)
+        return view
 
     # -- batches -------------------------------------------------------------------------------
 
@@ -458,6 +515,12 @@ class Trainer:
 
     def _fetch(self, split: str, depth: int) -> tuple[Tree, float] | None:
         assert self.cache is not None
+        rows = self.rows.get(split)
+        if rows is not None:  # a view: its rows of the activations of every row
+            fetched = self._fetch("all", depth)
+            if fetched is None:
+                return None
+            return tree_map(lambda t: t[rows], fetched[0]), fetched[1]
         key = activation_key(
             weights=self.base.weights_id, weights_digest=self._digest_weights(), depth=depth,
             data=self.split_keys[split],

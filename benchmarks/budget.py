@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--strategies", default="full,subset,head-only,lora")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 avoids OpenMP spinning on a busy machine)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from autotl.study import build_trainer, plan_from_params, prepare
     from autotl.training import resolve_device
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     plugins = load_plugins()
     strategies = args.strategies.split(",")
     runs: list[dict[str, Any]] = []
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "best_steps": best["steps"], "still_rising": best["steps"] == max(
                     r["steps"] for r in own) and enough["steps"] == best["steps"]}
     summary = {"data": args.data, "backbone": args.backbone, "image_size": args.image_size,
+               "threads": args.threads,
                "batch_size": args.batch_size, "device": args.device,
                "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
                "cpus": __import__("os").cpu_count(), "flatten": flatten, "runs": runs,

@@ -25,7 +25,8 @@ from autotl.study import Prepared, configured_backbone, prepare, search
 from autotl.testing import tiny_cnn
 from autotl.training import Trainer, TrialPlan, TrialResult
 
-FAST = dict(min_steps=4, max_steps=4, eval_points=2, batch_size=16, pretrained=False)
+FAST = dict(min_steps=4, max_steps=4, eval_points=2, batch_size=16, pretrained=False,
+            fold_below=0)  # one split: these tests are about its cache entries
 DATA = {
     "cnn": dict(data="test:images", backbone="test:cnn", image_size=32),
     "bert": dict(data="test:texts", backbone="test:bert", max_length=32),

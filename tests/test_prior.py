@@ -130,6 +130,28 @@ def test_recommend_command(prior_file: Path, capsys: pytest.CaptureFixture[str])
     assert "--n-per-class, --n-classes" in capsys.readouterr().err
 
 
+def test_the_prior_says_how_sure_it_is_from_the_spread_and_support_of_its_records(
+        tmp_path: Path) -> None:
+    import math
+
+    from autotl.prior import TAU
+
+    # Two equally near records for full that disagree (0.6 and 1.0 relative) ...
+    records = [_record("full", 5, 0.60, 1.0), _record("full", 5, 1.00, 1.0),
+               # ... and two for head-only that agree (0.9).
+               _record("head-only", 5, 0.90, 1.0), _record("head-only", 5, 0.90, 1.0)]
+    by = {s.strategy: s for s in recommend("image", 5, 10, prior=records)}
+    w = 1.0  # the same problem (distance 0): each record weighs exp(0)
+    # Worked by hand: spread 0.04, n_eff 2, support 2w.
+    assert by["full"].score == pytest.approx(0.8)
+    assert by["full"].sd == pytest.approx(math.sqrt(0.04 * 1.5 + TAU**2 / (1 + 2 * w)))
+    assert by["head-only"].sd == pytest.approx(TAU / math.sqrt(1 + 2 * w))
+    assert by["full"].sd > by["head-only"].sd
+    # Far records (other sizes) back the same ratio with less support: less sure.
+    far = [_record("head-only", 500, 0.90, 1.0), _record("head-only", 500, 0.90, 1.0)]
+    assert recommend("image", 5, 10, prior=far)[0].sd > by["head-only"].sd
+
+
 def _row(method: str, strategy: str, params: dict, seed: int, val: float, test: float,
          **extra: object) -> dict:
     from autotl.bench.results import new_row

@@ -80,3 +80,57 @@ def test_the_prior_is_weighed_by_its_precision() -> None:
 
 def test_no_candidates_no_choice() -> None:
     assert choose([]) is None
+
+
+def test_repeats_of_the_same_rows_are_averaged_per_row_before_pairing() -> None:
+    # 8 rows scored twice (two repeats of the folds): each candidate's outcomes, repeat 1
+    # then repeat 2, in the same row order.
+    a = Scored(key="a", label="a", accuracy=12 / 16, n=8, seconds=2.0,
+               correct="11111100" + "11111100")
+    b = Scored(key="b", label="b", accuracy=6 / 16, n=8, seconds=1.0,
+               correct="11010000" + "11100000")
+    # Per-row mean differences [0, 0, .5, .5, 1, 1, 0, 0]: mean .375, sample variance 1.375/7.
+    assert gap_se(a, b) == pytest.approx(math.sqrt((1.375 / 7) / 8))
+    # As 16 independent rows (6 ones, 10 zeros) the error would look smaller: sqrt(.25/16).
+    assert gap_se(a, b) > math.sqrt(0.25 / 16)
+
+
+def test_one_strategys_prior_says_nothing_between_its_own_trials() -> None:
+    fast = _s("t1", "11000", seconds=1.0, prior_mean=0.8, prior_sd=0.01, prior_key="lora")
+    slow = _s("t2", "11111", seconds=9.0, prior_mean=0.8, prior_sd=0.01, prior_key="lora")
+    # Measured: 0.4 against 1.0 on 5 rows, a gap of 3 rows beyond one standard error.
+    assert choose([fast, slow]).chosen.key == "t2"
+    # Without the key, the shared prior would pull the gap to 0 and hand it to the cheaper.
+    fast.prior_key = slow.prior_key = None
+    assert choose([fast, slow]).chosen.key == "t1"
+
+
+def test_a_tie_inside_the_noise_goes_to_the_prior_then_to_the_cheaper() -> None:
+    # Same measured accuracy on 5 rows (differing on two): the measurement cannot separate.
+    full = _s("full", "11100", seconds=10.0, prior_key="full")
+    head = _s("head", "11010", seconds=1.0, prior_key="head")
+    assert choose([full, head]).chosen.key == "head"  # a tie, to the cheaper
+    # A confident prior that expects full well ahead decides it.
+    full.prior_mean, full.prior_sd = 0.90, 0.02
+    head.prior_mean, head.prior_sd = 0.50, 0.02
+    decided = choose([full, head])
+    assert not decided.is_tie and decided.chosen.key == "full"
+    # A prior that expects them level leaves the tie, and cost decides.
+    head.prior_mean = 0.90
+    level = choose([full, head])
+    assert level.is_tie and level.chosen.key == "head"
+
+
+def test_the_bootstrap_is_seeded_and_says_how_often_each_wins() -> None:
+    from autotl.selection import bootstrap
+
+    clear = _s("a", "1" * 40, seconds=5.0)
+    worse = _s("b", "1" * 10 + "0" * 30, seconds=1.0)
+    assert bootstrap([clear, worse], resamples=50, seed=1) == {"a": 1.0, "b": 0.0}
+    close = _s("c", "1101" * 5, seconds=5.0)
+    cheap = _s("d", "1011" * 5, seconds=1.0)
+    shares = bootstrap([close, cheap], resamples=200, seed=7)
+    assert shares == bootstrap([close, cheap], resamples=200, seed=7)
+    assert sum(shares.values()) == pytest.approx(1.0) and 0 < shares["c"] < shares["d"]
+    unpaired = Scored(key="u", label="u", accuracy=0.5, n=10, seconds=1.0)
+    assert bootstrap([clear, unpaired]) is None

@@ -16,7 +16,10 @@ from autotl.plugins import load_plugins
 from autotl.saved_model import load_model
 from autotl.study import search
 
-FAST = dict(min_steps=6, max_steps=6, eval_points=2, batch_size=16, image_size=32, prior="none")
+# test:images is small enough (5 validation rows per class) for folds; these tests are about
+# the single split (fold_below=0), the fold tests set it back.
+FAST = dict(min_steps=6, max_steps=6, eval_points=2, batch_size=16, image_size=32, prior="none",
+            fold_below=0)
 STRATEGIES = ["full", "subset", "head-only", "lora"]
 
 
@@ -59,6 +62,9 @@ def test_search_writes_every_output_with_the_schema(plugins, tmp_path: Path) -> 
     _assert_one_standard_error_rule(study, data["cheapest_within_tolerance"],
                                     data["dataset"]["n_val"], rec.tolerance)
     assert data["selection"] and data["selection"] in (out / "report.md").read_text()
+    # The step budget is a stated choice: the report says the rule and what it gave.
+    assert "clamp(ceil(16 epochs × training examples / batch 16), 6, 6)" in data["budget"]
+    assert "Here: 6 steps per trial." in (out / "report.md").read_text()
     rows = _trials(out)
     assert [int(r["number"]) for r in rows] == list(range(5))
     # Every strategy's known-good config runs before the sampler takes over.
@@ -413,6 +419,8 @@ def test_config_errors_name_the_setting() -> None:
         autotl.SearchConfig(data="x", trials=0)
     with pytest.raises(ConfigError, match="did you mean 'n_per_class'"):
         autotl.SearchConfig.from_mapping({"data": "x", "n_per_clas": 3})
+    with pytest.raises(ConfigError, match=r"fold_below must be >= 0 .*fold_below=-1"):
+        autotl.SearchConfig(data="x", fold_below=-1)
 
 
 def test_the_default_pruner_compares_a_trial_with_its_own_strategy_only() -> None:
@@ -508,3 +516,75 @@ def test_no_applicable_strategy_left_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"no registered strategy applies to test:cnn "
                                           r"\(test:text-only: it adapts tokenizer"):
         keep_applicable_strategies(prep, tiny_cnn())
+
+
+def test_a_search_on_three_rows_per_class_scores_trials_over_folds_and_refits_on_all(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    out = tmp_path / "run"
+    record = {"source": "test", "dataset": "toy", "modality": "image", "n_per_class": 7,
+              "n_classes": 3, "backbone": "test:cnn", "n_groups": 6, "strategy": "head-only",
+              "params": {"lr": 0.003}, "mean_accuracy": 0.9, "best_mean_at_size": 0.9}
+    prior = tmp_path / "prior.json"
+    prior.write_text(json.dumps({"format": 1, "records": [record]}))
+    rec = _search(plugins, out, n_per_class=3, test_fraction=0.25, fold_below=10, trials=2,
+                  strategies=["head-only", "full"], min_steps=4, max_steps=4, prior=str(prior),
+                  prior_top=0, score_test="all")
+    data = json.loads((out / "recommendation.json").read_text())
+    # 3 train + 4 validation rows per class, pooled: 21 rows, 2× repeated 5-fold.
+    assert data["validation"] == {"mode": "folds", "k": 5, "repeats": 2, "seed": 0, "rows": 21,
+                                  "fold_below": 10, "words": data["validation"]["words"]}
+    study = optuna.load_study(study_name=rec.study, storage=data["storage"])
+    assert study.user_attrs["request"]["identity"]["folds"] == {"k": 5, "repeats": 2, "seed": 0}
+    assert set(study.user_attrs["prior_expectations"]) == {"head-only"}
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2
+    for trial in done:
+        assert len(trial.user_attrs["val_correct"]) == 42  # every row once per repeat
+        assert trial.value == trial.user_attrs["val_correct"].count("1") / 42
+        assert len(trial.user_attrs["fold_accuracies"]) == 10
+        assert 0 <= trial.user_attrs["test_accuracy"] <= 1  # its refit, scored as it finished
+    fold_se = {t.number: t.user_attrs["fold_se"] for t in done}
+    assert all(s["val_se"] == fold_se[s["trial"]] for s in data["per_strategy"])
+    shares = data["confidence"]["shares"]
+    assert set(shares) == {"head-only", "full"} and sum(shares.values()) == pytest.approx(1)
+    assert "all 21 rows" in data["final_model"] and "no test row" in data["final_model"]
+    report = (out / "report.md").read_text()
+    for words in (data["validation"]["words"], data["confidence"]["words"], data["final_model"],
+                  "prior's expectation"):
+        assert words in report
+    # best_model/ is the refit the test split scored: it predicts the test rows just so.
+    loaded = load_model(out, plugins=plugins)
+    assert loaded.manifest["trial"] == rec.recommended.trial
+    from autotl.study import prepare
+
+    prep = prepare(autotl.SearchConfig(data="test:images", test_fraction=0.25), plugins)
+    images = [prep.test[i]["image"] for i in range(len(prep.test))]
+    predicted = [loaded.class_names.index(c) for c in loaded.predict(images)]
+    accuracy = sum(p == y for p, y in zip(predicted, prep.test["label"], strict=True)) / 18
+    assert accuracy == pytest.approx(rec.recommended.test_accuracy)
+
+
+def test_one_row_per_class_gets_the_priors_recommendation_and_says_so(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    data = tmp_path / "three.csv"
+    data.write_text("text,label\nthe law of science,law\nfood and love,food\n"
+                    "computer program bug,code\n")
+    records = [{"source": "test", "dataset": "toy", "modality": "text", "n_per_class": 1,
+                "n_classes": 3, "backbone": "test:bert", "strategy": name,
+                "params": {"lr": 0.003}, "mean_accuracy": mean, "best_mean_at_size": 0.8}
+               for name, mean in (("head-only", 0.8), ("full", 0.5))]
+    prior = tmp_path / "prior.json"
+    prior.write_text(json.dumps({"format": 1, "records": records}))
+    out = tmp_path / "run"
+    rec = search(data=str(data), backbone="test:bert", strategies=["full", "head-only"],
+                 prior=str(prior), out=out, plugins=plugins, progress=False)
+    assert rec.recommended.strategy == "head-only" and rec.n_trials == 0
+    assert rec.validation["mode"] == "prior-only" and rec.chosen_by == "the prior alone"
+    saved = json.loads((out / "recommendation.json").read_text())
+    assert "nothing can be measured" in saved["selection"]
+    assert "from the prior alone" in (out / "report.md").read_text()
+    assert "use head-only" in rec.summary()
+    assert not (out / "best_model").exists() and not (out / "study.db").exists()
+    with pytest.raises(ConfigError, match="one row per class.*--prior none"):
+        search(data=str(data), backbone="test:bert", prior="none", out=tmp_path / "x",
+               plugins=plugins, progress=False)

@@ -185,7 +185,8 @@ def encode_labels(
 
 
 def check_classes(codes: Sequence[int], names: Sequence[str], where: str, remedy: str) -> None:
-    """At least two classes, each with at least two examples (one to train, one to validate)."""
+    """At least two classes, each with at least two examples (one to train, one to validate),
+    or exactly one example in every class (a recommendation from the prior alone)."""
     counts = Counter(codes)
     present = [n for i, n in enumerate(names) if counts.get(i)]
     if len(present) < 2:
@@ -194,8 +195,8 @@ def check_classes(codes: Sequence[int], names: Sequence[str], where: str, remedy
                f"of another class.")
         raise DataError(msg)
     small = [(n, counts.get(i, 0)) for i, n in enumerate(names) if counts.get(i, 0) < 2]
-    if not small:
-        return
+    if not small or all(counts.get(i, 0) == 1 for i in range(len(names))):
+        return  # one row in every class: nothing to measure; the search asks the prior
     if len(small) == 1:
         n, k = small[0]
         what = f"class {n!r} has {k} example{'' if k == 1 else 's'} in {where}"

@@ -448,3 +448,9 @@ def test_unreadable_image_in_a_saved_dataset_is_skipped(make_image, plugins, tmp
     assert data.skipped == 1 and len(data.train) == 4
     assert data.train["label"] == [0, 1, 0, 1]
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before  # nothing written there
+
+
+def test_one_example_in_every_class_loads_for_a_prior_only_recommendation(image_folder,
+                                                                          plugins):
+    root = image_folder({"sandal": 1, "boot": 1})
+    assert len(load_data(root, plugins).train) == 2

@@ -500,6 +500,8 @@ class Session:
                 {n: v["accuracy"] for n, v in scores.items()}, n_test=len(self.prep.test))
         best = recommendation.recommended
         if best is not None:
+            # Stored on the study, so readers of the storage alone (leaderboards) know it.
+            self.study.set_user_attr("selected_trial", best.trial)
             trial = complete[best.trial]
             plan = plan_from_params(trial.params, self.prep.strategies, self.prep.heads)
             save_best_model(self.out, trial, plan, self.trained_state(trial, plan), self.prep,

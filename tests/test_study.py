@@ -59,6 +59,7 @@ def test_search_writes_every_output_with_the_schema(plugins, tmp_path: Path) -> 
     assert data["study"] == rec.study
     study = optuna.load_study(study_name=rec.study, storage=data["storage"])
     _assert_one_standard_error_rule(study, data["recommended"], data["dataset"]["n_val"], 0.0)
+    assert study.user_attrs["selected_trial"] == data["recommended"]["trial"]
     _assert_one_standard_error_rule(study, data["cheapest_within_tolerance"],
                                     data["dataset"]["n_val"], rec.tolerance)
     assert data["selection"] and data["selection"] in (out / "report.md").read_text()

@@ -197,9 +197,33 @@ def work(session: Any) -> int:
     timeout = None if run.get("deadline") is None else max(1e-3, run["deadline"] - time.time())
     log.info("worker %s on study %s: running trials until %d are finished", worker_id(),
              study.study_name, run["target"])
-    session.optimize(objective=objective, n_trials=None, timeout=timeout,
-                     callbacks=[stop_when_done])
-    return ran
+    while True:
+        session.optimize(objective=objective, n_trials=None, timeout=timeout,
+                         callbacks=[stop_when_done])
+        # Target reached, but a trial still RUNNING may belong to a dead process: stay until
+        # each one finishes or its heartbeat goes stale and it is queued again (then run it),
+        # so the last workers never leave a killed trial behind.
+        if not _retry_left_behind(study, run, session.config.grace_seconds):
+            return ran
+        timeout = (None if run.get("deadline") is None
+                   else max(1e-3, run["deadline"] - time.time()))
+
+
+def _retry_left_behind(study: Any, run: dict[str, Any], grace_seconds: float) -> bool:
+    """Wait while other trials are RUNNING; True once a dead one has been queued again."""
+    import optuna
+
+    state = optuna.trial.TrialState
+    while True:
+        if run.get("deadline") is not None and time.time() >= run["deadline"]:
+            return False
+        optuna.storages.fail_stale_trials(study)  # queues stale trials again (heartbeat)
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state == state.WAITING and "failed_trial" in t.system_attrs for t in trials):
+            return True
+        if not any(t.state == state.RUNNING for t in trials):
+            return False
+        time.sleep(min(1.0, max(0.1, grace_seconds / 4)))
 
 
 # -- several local workers -------------------------------------------------------------------------

@@ -303,6 +303,7 @@ class Session:
         self.config, self.prep, self.study, self.backbone, self.out = (
             config, prep, study, backbone, out)
         self.refits: dict[int, Any] = {}  # trial number → its config trained on every row
+        self.states: dict[int, Any] = {}  # trial number → its trained tensors, once fetched
         if not attach:  # queued once, by the study's creator (or a resume), never by workers
             from autotl.worker import record_run
 
@@ -524,14 +525,16 @@ class Session:
                 self.refits[trial.number] = refit_on_pool(
                     self.trainer, plan, seed=self.config.seed + trial.number)
             return self.refits[trial.number].trained
+        if trial.number in self.states:  # the test score and best_model/ need the same one
+            return self.states[trial.number]
         state = load_trial_state(trial, artifact_dir(self.config))
-        if state is not None:
-            return state
-        log.info("trial %d's trained tensors were not kept; training it again (seed %d)",
-                 trial.number, self.config.seed + trial.number)
-        result = self.trainer.run(plan, seed=self.config.seed + trial.number)
-        assert result.trained is not None
-        return result.trained
+        if state is None:
+            log.info("trial %d's trained tensors were not kept; training it again (seed %d)",
+                     trial.number, self.config.seed + trial.number)
+            state = self.trainer.run(plan, seed=self.config.seed + trial.number).trained
+            assert state is not None
+        self.states[trial.number] = state
+        return state
 
     def final_model_words(self, trial: Any) -> str:
         """What ``best_model/`` was trained on, for the report."""
@@ -999,20 +1002,19 @@ class Objective:
             raise optuna.TrialPruned(result.error or
                                      f"pruned at checkpoint {len(result.history)}")
         assert result.val_accuracy is not None
-        if self.prep.folds:
-            # No single model exists (one per fold); test scores and best_model/ come from
-            # the config retrained on every row (Session.refit).
-            if self.prep.config.score_test == "all" and self.prep.test is not None:
-                refit = refit_on_pool(self.trainer, plan, seed=seed)
-                accuracy, correct = self.trainer.score(plan, refit.trained, "test")
-                trial.set_user_attr("test_accuracy", accuracy)
-                trial.set_user_attr("test_correct", correct)
-            return result.val_accuracy
-        assert result.trained is not None
-        if self.prep.config.score_test == "all" and self.prep.test is not None:
-            accuracy, correct = self.trainer.score(plan, result.trained, "test")
+        score_test = self.prep.config.score_test == "all" and self.prep.test is not None
+        if score_test:
+            # In fold mode no single model exists (one per fold): the test score, like
+            # best_model/, comes from the config retrained on every row.
+            trained = (refit_on_pool(self.trainer, plan, seed=seed).trained if self.prep.folds
+                       else result.trained)
+            assert trained is not None
+            accuracy, correct = self.trainer.score(plan, trained, "test")
             trial.set_user_attr("test_accuracy", accuracy)
             trial.set_user_attr("test_correct", correct)
+        if self.prep.folds:
+            return result.val_accuracy
+        assert result.trained is not None
         if self._may_be_chosen(trial, result):
             from autotl.saved_model import keep_trial_state
 

@@ -306,7 +306,7 @@ class Trainer:
                 eval_start = time.perf_counter()
                 correct = self.outcomes(model, result.cached_depth, val_acts)
                 result.eval_seconds += time.perf_counter() - eval_start
-                accuracy = int(correct.sum()) / len(correct) if len(correct) else 0.0
+                accuracy = accuracy_of(correct)
                 index = checkpoints.index(step)
                 result.history.append((step, accuracy))
                 result.val_accuracy = accuracy
@@ -318,12 +318,6 @@ class Trainer:
                     return
                 yield index
                 model.train()
-
-    def evaluate(self, model: TransferModel, depth: int | None, acts: Tree | None,
-                 split: str = "val") -> float:
-        """Accuracy on ``split`` (validation by default)."""
-        correct = self.outcomes(model, depth, acts, split)
-        return int(correct.sum()) / len(correct) if len(correct) else 0.0
 
     @torch.inference_mode()
     def outcomes(self, model: TransferModel, depth: int | None, acts: Tree | None,
@@ -359,8 +353,7 @@ class Trainer:
         model.load_state_dict(trained, strict=False)
         acts, used = None, None
         if self._cacheable():
-            used = depth if not (0 < depth < self.base.n_groups) or self._stages_verified() \
-                else 0
+            used = self._cache_depth(depth)
             fetched = self._fetch(split, used)
             acts = fetched[0] if fetched is not None else None
             if acts is None:
@@ -369,8 +362,7 @@ class Trainer:
         if self.base.is_cnn:
             model.to(memory_format=torch.channels_last)
         correct = self.outcomes(model, used, acts, split)
-        accuracy = int(correct.sum()) / len(correct) if len(correct) else 0.0
-        return accuracy, correct_string(correct)
+        return accuracy_of(correct), correct_string(correct)
 
     def build_model(self, plan: TrialPlan) -> tuple[TransferModel, int]:
         """A fresh copy of the pretrained backbone with ``plan``'s head and strategy applied,
@@ -502,8 +494,7 @@ class Trainer:
         """Cached activations at ``depth`` for train and val, the depth actually used (a
         partial depth falls back to the inputs when the backbone has no verified split), and
         the seconds they cost to compute."""
-        if 0 < depth < self.base.n_groups and not self._stages_verified():
-            depth = 0
+        depth = self._cache_depth(depth)
         trees, seconds = [], 0.0
         for split in ("train", "val"):
             fetched = self._fetch(split, depth)
@@ -512,6 +503,13 @@ class Trainer:
             trees.append(fetched[0])
             seconds += fetched[1]
         return trees[0], trees[1], depth, seconds
+
+    def _cache_depth(self, depth: int) -> int:
+        """The depth whose activations can be cached: a partial depth only where the
+        backbone's stage split is verified, else the inputs (0)."""
+        if 0 < depth < self.base.n_groups and not self._stages_verified():
+            return 0
+        return depth
 
     def _fetch(self, split: str, depth: int) -> tuple[Tree, float] | None:
         assert self.cache is not None
@@ -641,6 +639,11 @@ def _release_device_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def accuracy_of(correct: torch.Tensor) -> float:
+    """The share of rows right, from per-row outcomes (0 for no rows)."""
+    return int(correct.sum()) / len(correct) if len(correct) else 0.0
 
 
 def correct_string(correct: torch.Tensor) -> str:

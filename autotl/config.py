@@ -80,6 +80,15 @@ class SearchConfig:
         "before --n-per-class subsamples the rest, so every size shares one validation set",
         default=0.2,
     )
+    val_data: str | None = _help(
+        "a validation set to use as given instead of drawing one from the training rows, e.g. "
+        "--val-data val.csv: a file or folder in any form DATA takes, read with the same "
+        "column options; its labels must be training classes (--classes applies to it too). "
+        "Data with its own validation split (a `validation`/`valid`/`val` split, a val/ "
+        "folder beside train/) uses that without this flag. --val-fraction and --fold-below "
+        "then do not apply",
+        default=None,
+    )
     fold_below: int = _help(
         "when validation would hold fewer than this many rows per class (smallest class), "
         "score each trial over repeated stratified k-fold splits of all training and "

@@ -129,7 +129,7 @@ class Recommendation:
             f"(chose it){test}; {best.train_seconds:.1f} s to train, "
             f"{best.trainable_params:,} trainable parameters.",
         ]
-        if self.validation.get("mode") == "folds":
+        if self.validation.get("words"):  # where validation came from, or the folds
             lines.append(self.validation["words"])
         if self.selection:
             lines.append(self.selection)
@@ -337,8 +337,16 @@ def validation_scheme(prep: Any) -> dict[str, Any]:
                 "words": f"Validation would hold fewer than {prep.config.fold_below} rows per "
                          f"class, so every trial was scored by "
                          f"{scheme.describe(len(prep.pool), smallest)}."}
-    return {"mode": "split", "rows": len(prep.val),
-            "words": f"Trials were scored on one validation split of {len(prep.val)} rows."}
+    data = prep.data
+    if getattr(data, "val", None) is not None:
+        return {"mode": "split", "rows": len(prep.val), "source": data.val_source,
+                "words": f"Trials were scored on the validation set the data brings, used as "
+                         f"given: {data.val_source}, {len(prep.val)} rows."}
+    config = prep.config
+    return {"mode": "split", "rows": len(prep.val), "source": "drawn",
+            "words": f"Trials were scored on one validation split of {len(prep.val)} rows, "
+                     f"drawn: val_fraction {config.val_fraction:g} of each class's training "
+                     f"rows (at most 100 per class), split seed {config.data_seed}."}
 
 
 def _what_decided(with_prior: Choice, measured: Choice | None,

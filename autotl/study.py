@@ -147,7 +147,8 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     if not heads:
         raise ConfigError("no heads are registered; see `autotl plugins`.")
     data = load_data(config.data, plugins, text_column=config.text_column,
-                     label_column=config.label_column, image_column=config.image_column)
+                     label_column=config.label_column, image_column=config.image_column,
+                     val_data=config.val_data)
     if config.classes:
         data = select_classes(data, config.classes)
     source_fingerprint = data.fingerprint
@@ -164,22 +165,29 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     config = config.replace(backbone=spec.name, strategies=list(strategies),
                             heads=list(heads))
     counts = np.bincount(label_array(data.train), minlength=len(data.class_names))
-    if counts.max() == 1:  # one row per class: no row to score a trial on
+    if counts.max() == 1 and data.val is None:  # one row per class: none to score a trial on
         return Prepared(config, data, data.train, data.train.select([]), spec, strategies,
                         heads, {}, test=data.test, source_fingerprint=source_fingerprint,
                         prior_only=True)
     train, val = prepare_splits(data, n_per_class=config.n_per_class,
                                 val_fraction=config.val_fraction, seed=config.data_seed)
-    pool, scheme, folds = plan_folds(train, val, len(data.class_names),
-                                     fold_below=config.fold_below, seed=config.data_seed)
+    if data.val is None:
+        pool, scheme, folds = plan_folds(train, val, len(data.class_names),
+                                         fold_below=config.fold_below, seed=config.data_seed)
+    else:
+        pool, scheme, folds = None, None, []
+        _say_no_folds(data, config.fold_below)
     # Validation never depends on n_per_class, so every rung of a size ladder shares its
     # cached validation activations. (data.fingerprint covers a held-out test fraction.)
+    # A validation set the data brings keys its rows (and, training being all the rest, the
+    # training rows) by its own content, never reused across validation sets.
+    given = {"validation": data.val_fingerprint} if data.val is not None else {}
     split_keys = {
         "train": activation_key(data=data.fingerprint, split="train", seed=config.data_seed,
                                 n_per_class=config.n_per_class,
-                                val_fraction=config.val_fraction),
+                                val_fraction=config.val_fraction, **given),
         "val": activation_key(data=data.fingerprint, split="val", seed=config.data_seed,
-                              val_fraction=config.val_fraction),
+                              val_fraction=config.val_fraction, **given),
         "test": activation_key(data=data.fingerprint, split="test"),
     }
     if scheme is not None:  # the pool: training rows, then validation rows
@@ -190,6 +198,30 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
                     test=data.test, source_fingerprint=source_fingerprint,
                     strategies_named=named, pool=pool, fold_scheme=scheme, folds=folds)
+
+
+def _say_no_folds(data: Any, fold_below: int) -> None:
+    """A validation set the data brings is used as given, so never pooled into folds; say
+    so where its size would have made autotl score over folds."""
+    import numpy as np
+
+    from autotl.data.splits import label_array
+
+    smallest = int(np.bincount(label_array(data.val), minlength=len(data.class_names)).min())
+    if smallest < fold_below:
+        log.info("validation (%s) holds %d rows in its smallest class, fewer than --fold-below "
+                 "%d, but it is the validation set the data brings, so it is used as given "
+                 "and trials are not scored over folds", data.val_source, smallest, fold_below)
+
+
+def validation_identity(data: Any) -> dict[str, Any] | None:
+    """Where a validation set the data brings came from and what it holds (None: drawn)."""
+    if data.val is None:
+        return None
+    # The file's path is left out: the same rows read from another path (another host's
+    # worker) are the same experiment; the fingerprint tells other rows apart.
+    source = "--val-data" if data.val_source.startswith("--val-data") else data.val_source
+    return {"source": source, "fingerprint": data.val_fingerprint, "rows": len(data.val)}
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:
@@ -737,6 +769,7 @@ def build_request(config: SearchConfig, prep: Prepared, plugins: Plugins) -> dic
         "budget": [config.batch_size, config.epochs, config.min_steps, config.max_steps,
                    config.eval_points],
         "folds": prep.fold_scheme.to_dict() if prep.fold_scheme else None,
+        "validation": validation_identity(prep.data),
     }
     # Host settings (out, device, storage with its password …) are each worker's own.
     from autotl.worker import HOST_SETTINGS

@@ -6,14 +6,20 @@
 1. an existing path:
 
    - a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``;
-   - a folder with one subfolder per class of image files (``train/`` and ``test/`` folders,
-     each with class subfolders, are read as those splits);
+   - a folder with one subfolder per class of image files (``train/``, ``test/`` and
+     ``val/`` (or ``valid/``, ``validation/``) folders, each with class subfolders, are read as
+     those splits);
    - a ``.csv``, ``.tsv``, ``.json``, ``.jsonl`` or ``.parquet`` table with a text or image
      column (file paths, relative to the table, or a ``datasets.Image`` column) and a label
      column;
 
 2. a registered dataset name (``autotl list datasets``), including ``hf:owner/name``;
 3. otherwise :class:`DataError`, with close matches.
+
+A validation split the source brings (a saved or hub dataset's ``validation``, ``valid`` or
+``val`` split, a ``val/`` folder) becomes ``LoadedData.val`` and is used as it is instead of
+one drawn from the training rows; so does ``val_data=`` (CLI ``--val-data``): another source of
+any of these kinds, read with the same column options, whose labels must be training classes.
 
 Every error names the file, row, column or value at fault and what to do. Images from files
 and tables are opened and verified one by one; unreadable ones are skipped and counted (see
@@ -43,7 +49,7 @@ from autotl.data.columns import (
     encode_labels,
 )
 from autotl.data.images import IMAGE_EXTENSIONS, check_images, is_image_file
-from autotl.errors import AutoTLError, DataError, UnknownComponentError
+from autotl.errors import AutoTLError, ConfigError, DataError, UnknownComponentError
 
 if TYPE_CHECKING:  # pragma: no cover - keeps `datasets` off the listing path
     import datasets
@@ -54,18 +60,20 @@ if TYPE_CHECKING:  # pragma: no cover - keeps `datasets` off the listing path
 log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
-SPLIT_FOLDERS = ("train", "test")
-#: A source's own held-out split: the first of these that exists and is labelled.
-HELD_OUT_SPLITS = ("test", "validation")
+#: A source's own validation split, by any of its common names (at most one may exist).
+VALIDATION_SPLITS = ("validation", "valid", "val")
+SPLIT_FOLDERS = ("train", "test", *VALIDATION_SPLITS)
+#: A source's own held-out split, scored once after selection (when labelled).
+HELD_OUT_SPLITS = ("test",)
 #: Part of every fingerprint: bump it when loading changes what the same input produces.
 FINGERPRINT_VERSION = "1"
 
 
 @dataclass(frozen=True)
 class LoadedData:
-    """A dataset ready for splitting: ``train`` (and ``test`` if the source has one) hold an
-    ``image`` (``datasets.Image``, PIL on access) or ``text`` (str) column and a ``ClassLabel``
-    column ``label``."""
+    """A dataset ready for splitting: ``train`` (and ``test`` and ``val`` if the source has
+    them) hold an ``image`` (``datasets.Image``, PIL on access) or ``text`` (str) column and a
+    ``ClassLabel`` column ``label``."""
 
     name: str  # registered name, path as given, or hf:id
     modality: str  # "image" or "text"
@@ -74,6 +82,11 @@ class LoadedData:
     class_names: list[str]
     fingerprint: str  # hex digest of content and source; a cache key
     skipped: int = 0  # unreadable images left out
+    # A validation set the data brings (its own split, or --val-data), used as it is; None:
+    # validation is drawn from ``train``. ``val_source`` says where it came from, in words.
+    val: datasets.Dataset | None = None
+    val_source: str | None = None
+    val_fingerprint: str | None = None  # its content: cache keys and the study's identity
 
     @property
     def num_classes(self) -> int:
@@ -85,6 +98,13 @@ class _Options:
     text_column: str | None = None
     label_column: str | None = None
     image_column: str | None = None
+    # Read as a validation set: labels are mapped onto these (the training classes) and a
+    # class may have any number of rows.
+    classes: tuple[str, ...] | None = None
+
+    def columns(self) -> dict[str, str | None]:
+        return {"text_column": self.text_column, "label_column": self.label_column,
+                "image_column": self.image_column}
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,8 @@ class _Normalized:
     modality: str
     skipped: int
     columns: Columns
+    val: datasets.Dataset | None = None
+    val_split: str | None = None  # the source's name for its validation split
 
 
 class _Digest:
@@ -127,10 +149,13 @@ def load_data(
     text_column: str | None = None,
     label_column: str | None = None,
     image_column: str | None = None,
+    val_data: str | os.PathLike[str] | None = None,
 ) -> LoadedData:
     """Load ``source`` (a path, a registered dataset name or ``hf:owner/name``); see the module
     docstring. ``plugins`` supplies the dataset registry (default: a fresh ``load_plugins()``).
     Column names are auto-detected when not given and the choice is unambiguous.
+    ``val_data`` (any source of the same kinds) is read with the same column options as the
+    validation set (``LoadedData.val``).
 
     Unreadable or corrupt image files are skipped, counted in ``LoadedData.skipped`` and named
     (up to five) in a logged warning; if more than half are unreadable this raises
@@ -147,6 +172,19 @@ def load_data(
         msg = (f"no data given ({source!r}); pass a dataset name (`autotl list datasets`), a "
                f"folder of class subfolders of images, a table file or a save_to_disk folder.")
         raise DataError(msg)
+    if plugins is None and val_data is not None:
+        from autotl.plugins import load_plugins
+
+        plugins = load_plugins()
+    data = _load_source(name, plugins, options)
+    if data.val_source is not None:
+        log.info("validation: %s (%d rows), used as given", data.val_source, len(data.val))
+    if val_data is None:
+        return data
+    return _with_val_data(data, val_data, plugins, options)
+
+
+def _load_source(name: str, plugins: Plugins | None, options: _Options) -> LoadedData:
     path = Path(name).expanduser()
     if path.exists():
         return _load_path(path, name, options)
@@ -161,6 +199,44 @@ def load_data(
         raise DataError(_not_found_message(name, path, registry.names(),
                                            [ns.prefix for ns in registry.namespaces])) from None
     return _load_registered(spec, options)
+
+
+def _with_val_data(data: LoadedData, val_data: str | os.PathLike[str],
+                   plugins: Plugins | None, options: _Options) -> LoadedData:
+    """``data`` with ``val_data`` read as its validation set (labels among its classes)."""
+    given = os.fspath(val_data)
+    if data.val is not None:
+        msg = (f"{data.name!r} brings its own validation split ({data.val_source}, "
+               f"{len(data.val)} rows) and --val-data {given!r} was given too; autotl uses one "
+               f"validation set. Drop --val-data to use the data's own split, or remove that "
+               f"split from {data.name!r} to use {given!r}.")
+        raise ConfigError(msg)
+    if not given:
+        raise DataError("--val-data is empty; pass a file or folder, or leave it out to draw "
+                        "validation from the training rows.")
+    try:
+        val = _load_source(given, plugins, dataclasses.replace(
+            options, classes=tuple(data.class_names)))
+    except DataError as exc:
+        raise DataError(f"--val-data {given!r}: {exc}") from None
+    extra = [s for s, ds in (("test", val.test), (val.val_source, val.val)) if ds is not None]
+    if extra:
+        msg = (f"--val-data {given!r} holds more than one split (train and {', '.join(extra)}); "
+               f"pass a single set of rows: a table file, a folder of class subfolders, or a "
+               f"save_to_disk folder of one split.")
+        raise DataError(msg)
+    if val.modality != data.modality:
+        msg = (f"--val-data {given!r} holds {val.modality} data but {data.name!r} holds "
+               f"{data.modality} data; pass validation rows of the same kind.")
+        raise DataError(msg)
+    if len(val.train) == 0:
+        msg = (f"--val-data {given!r} holds no rows; pass a file with at least one labelled "
+               f"example, or leave --val-data out to draw validation from the training rows.")
+        raise DataError(msg)
+    log.info("validation: --val-data %s (%d rows), used as given", given, len(val.train))
+    return dataclasses.replace(
+        data, val=val.train, val_source=f"--val-data {given}", val_fingerprint=val.fingerprint,
+        skipped=data.skipped + val.skipped)
 
 
 def _not_found_message(name: str, path: Path, names: list[str], prefixes: list[str]) -> str:
@@ -227,13 +303,29 @@ def _pick_splits(loaded: Mapping[str, Any], where: str) -> dict[str, datasets.Da
     for held_out in HELD_OUT_SPLITS:
         if loaded.get(held_out) is not None and loaded[held_out] is not train:
             splits[held_out] = loaded[held_out]
+    found = [s for s in VALIDATION_SPLITS if loaded.get(s) is not None and loaded[s] is not train]
+    if len(found) > 1:
+        msg = (f"{where} has validation splits {found}; autotl uses one validation set as "
+               f"given. Keep one of them (or rename the others).")
+        raise DataError(msg)
+    if found:
+        splits[found[0]] = loaded[found[0]]
     return splits
 
 
 def _loaded(name: str, norm: _Normalized, digest: _Digest) -> LoadedData:
+    fingerprint = digest.hexdigest()
+    val_source = val_fingerprint = None
+    if norm.val is not None:
+        kind = "folder" if (norm.val_split or "").endswith("/") else "split"
+        val_source = f"the data's own `{norm.val_split}` {kind}"
+        # The data's fingerprint covers every split it holds, its validation rows included.
+        val_fingerprint = hashlib.sha256(
+            f"{fingerprint}|own={norm.val_split}".encode()).hexdigest()[:16]
     return LoadedData(name=name, modality=norm.modality, train=norm.train, test=norm.test,
-                      class_names=list(norm.class_names), fingerprint=digest.hexdigest(),
-                      skipped=norm.skipped)
+                      class_names=list(norm.class_names), fingerprint=fingerprint,
+                      skipped=norm.skipped, val=norm.val, val_source=val_source,
+                      val_fingerprint=val_fingerprint)
 
 
 # -- paths ---------------------------------------------------------------------------------------
@@ -243,7 +335,7 @@ def _load_path(path: Path, name: str, options: _Options) -> LoadedData:
     if path.is_dir():
         if _is_saved_dataset(path):
             return _load_saved(path, name, options)
-        return _load_image_folder(path, name)
+        return _load_image_folder(path, name, options.classes)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".json", ".jsonl"):
         return _load_records(path, name, options)
@@ -311,25 +403,32 @@ def _file_digest(path: Path) -> str:
 # -- image folders -------------------------------------------------------------------------------
 
 
-def _load_image_folder(path: Path, name: str) -> LoadedData:
+def _load_image_folder(path: Path, name: str,
+                       classes_given: tuple[str, ...] | None = None) -> LoadedData:
     import datasets
 
     children = [p for p in sorted(path.iterdir()) if not p.name.startswith(".")]
     folders = {p.name: p for p in children if p.is_dir()}
-    # train/<class>/… (and test/<class>/…), unless "train" is itself a class of loose images.
+    # train/<class>/… (and test/, val/ <class>/…), unless "train" is itself a class of loose
+    # images.
     split_layout = (
         "train" in folders and set(folders) <= set(SPLIT_FOLDERS)
         and not any(is_image_file(p) for p in children if p.is_file())
         and any(p.is_dir() for p in folders["train"].iterdir()))
     roots = {s: folders[s] for s in SPLIT_FOLDERS if s in folders} if split_layout else {
         "train": path}
+    found = [s for s in VALIDATION_SPLITS if s in roots]
+    if len(found) > 1:
+        msg = (f"{path} has validation folders {found}; autotl uses one validation set as "
+               f"given. Keep one of them (merge or rename the others).")
+        raise DataError(msg)
     digest = _Digest("imagefolder")
     out: dict[str, datasets.Dataset] = {}
-    names: list[str] = []
+    names: list[str] = list(classes_given or [])
     skipped = 0
     for split, root in roots.items():
         classes = _class_folders(root)
-        if split == "train":
+        if split == "train" and classes_given is None:
             names = sorted(classes)
             if len(names) < 2:
                 msg = (f"found one class folder ({names[0]!r}) in {root}; a classifier needs at "
@@ -338,9 +437,12 @@ def _load_image_folder(path: Path, name: str) -> LoadedData:
         else:
             extra = sorted(set(classes) - set(names))
             if extra:
-                msg = (f"class folder(s) {extra} in {root} have no counterpart in "
-                       f"{roots['train']}; the test classes must be training classes. Add them "
-                       f"to the training folder or remove them from the test folder.")
+                train_at = (roots["train"] if split != "train"
+                            else "the training data")
+                msg = (f"class folder(s) {extra} in {root} have no counterpart in {train_at} "
+                       f"(training classes: {', '.join(names)}); the {split} classes must be "
+                       f"training classes. Add them to the training data or remove them "
+                       f"from {root}.")
                 raise DataError(msg)
         files = [(f, names.index(c)) for c in sorted(classes) for f in classes[c]]
 
@@ -354,14 +456,16 @@ def _load_image_folder(path: Path, name: str) -> LoadedData:
         skipped += checked.skipped
         kept = [files[i] for i in checked.kept]
         codes = [code for _, code in kept]
-        if split == "train":
+        if split == "train" and classes_given is None:
             check_classes(codes, names, str(root), "Add examples or remove the folder.")
         features = datasets.Features({"image": datasets.Image(),
                                       "label": datasets.ClassLabel(names=names)})
-        out[split] = datasets.Dataset.from_dict(
+        role = split if split in ("train", "test") else "val"
+        out[role] = datasets.Dataset.from_dict(
             {"image": [str(f.resolve()) for f, _ in kept], "label": codes}, features=features)
     columns = Columns("image", "label", "image")
-    norm = _Normalized(out["train"], out.get("test"), names, "image", skipped, columns)
+    norm = _Normalized(out["train"], out.get("test"), names, "image", skipped, columns,
+                       val=out.get("val"), val_split=f"{found[0]}/" if found else None)
     digest.add(names)
     return _loaded(name, norm, digest)
 
@@ -406,7 +510,7 @@ def _load_records(path: Path, name: str, options: _Options) -> LoadedData:
     where = str(path)
     kinds = {c: _python_kind(v) for c, v in columns.items()}
     cols = choose_columns(kinds, lambda c: _first(columns[c]), where,
-                          **dataclasses.asdict(options))
+                          **options.columns())
     digest = _Digest("table", _file_digest(path), cols)
     inputs, labels = columns[cols.input], columns[cols.label]
     skipped = 0
@@ -423,8 +527,10 @@ def _load_records(path: Path, name: str, options: _Options) -> LoadedData:
         inputs = [inputs[i] for i in checked.kept]
         labels = [labels[i] for i in checked.kept]
         feature = datasets.Image()
-    codes, names = encode_labels(labels, where, cols.label)
-    check_classes(codes, names, where, "Add rows with that label or remove its rows.")
+    codes, names = encode_labels(labels, where, cols.label,
+                                 list(options.classes) if options.classes else None)
+    if options.classes is None:
+        check_classes(codes, names, where, "Add rows with that label or remove its rows.")
     features = datasets.Features({cols.modality: feature,
                                   "label": datasets.ClassLabel(names=names)})
     train = datasets.Dataset.from_dict({cols.modality: inputs, "label": codes},
@@ -548,8 +654,10 @@ def _normalize_arrow(
     remedy: str,
     digest: _Digest | None = None,
 ) -> _Normalized:
-    """Select, check, class-encode and rename the input and label columns; the first
-    usable held-out split (see ``HELD_OUT_SPLITS``) becomes the test split."""
+    """Select, check, class-encode and rename the input and label columns; a labelled
+    ``test`` split becomes the test split, a labelled validation split (``VALIDATION_SPLITS``)
+    the validation set. With ``options.classes`` (a validation source) labels are mapped onto
+    those classes and any class may be missing."""
     import datasets
 
     train = splits["train"]
@@ -559,13 +667,13 @@ def _normalize_arrow(
         head = train.select(range(min(len(train), 100))) if len(train) > 100 else train
         return _first(_values(head, column))
 
-    cols = choose_columns(kinds, first, where, **dataclasses.asdict(options))
-    names: list[str] | None = None
+    cols = choose_columns(kinds, first, where, **options.columns())
+    names: list[str] | None = list(options.classes) if options.classes else None
     out: dict[str, datasets.Dataset] = {}
     skipped = 0
+    val_split = None
     for split, ds in splits.items():
-        if split != "train" and "test" in out:
-            continue
+        role = split if split in ("train", "test") else "val"
         here = where if split == "train" else f"the {split} split of {where}"
         missing = [c for c in (cols.input, cols.label) if c not in ds.column_names]
         if missing:
@@ -583,14 +691,19 @@ def _normalize_arrow(
         ds, names = _arrow_labels(ds, cols.label, here, names, train=split == "train")
         if ds is None:
             continue
-        if split == "train":
+        if role == "val" and len(ds) == 0:
+            log.warning("ignoring %s: it has no rows", here)
+            continue
+        if split == "train" and options.classes is None:
             check_classes(_values(ds, cols.label), names, here, remedy)
         renames = {c: n for c, n in ((cols.input, cols.modality), (cols.label, "label"))
                    if c != n}
-        out["train" if split == "train" else "test"] = (
-            ds.rename_columns(renames) if renames else ds)
+        out[role] = ds.rename_columns(renames) if renames else ds
+        if role == "val":
+            val_split = split
     assert names is not None  # the train split always gets its labels or raises
-    return _Normalized(out["train"], out.get("test"), names, cols.modality, skipped, cols)
+    return _Normalized(out["train"], out.get("test"), names, cols.modality, skipped, cols,
+                       val=out.get("val"), val_split=val_split)
 
 
 def _values(ds: datasets.Dataset, column: str) -> list[Any]:
@@ -674,4 +787,4 @@ def _arrow_labels(
     return ds.cast_column(column, datasets.ClassLabel(names=names)), names
 
 
-__all__ = ["TABLE_SUFFIXES", "LoadedData", "load_data"]
+__all__ = ["TABLE_SUFFIXES", "VALIDATION_SPLITS", "LoadedData", "load_data"]

@@ -3,6 +3,9 @@
 Validation is drawn first and never depends on ``n_per_class``, so the studies of a size ladder
 (5, 20, 100 … examples per class) are all scored on the same validation set; smaller training
 sets are nested in larger ones for the same seed.
+
+A validation set the data brings (``LoadedData.val``: its own split, or ``--val-data``) is used
+as it is: nothing is drawn, and every training row is there to train on (or to subsample).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def prepare_splits(
     seed: int,
     max_val_per_class: int = 100,
 ) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """``(train, val)`` drawn from ``data.train``.
+    """``(train, val)`` drawn from ``data.train``, or ``data.val`` as given with all of
+    ``data.train`` to train on (``val_fraction`` then does not apply).
 
     Per class, validation takes ``round(val_fraction * count)`` examples, at least 1, at most
     ``max_val_per_class`` and always leaving one to train on. Training is the rest, or exactly
@@ -35,22 +39,28 @@ def prepare_splits(
     random stream seeded by ``(seed, class)``; rows keep their original order.
     """
     _check_settings(n_per_class, val_fraction, seed, max_val_per_class)
-    val, rest = _draw_validation(data, val_fraction, seed, max_val_per_class)
+    if data.val is not None:
+        val, rest = [], _shuffled_rows(data, seed)
+    else:
+        val, rest = _draw_validation(data, val_fraction, seed, max_val_per_class)
     if n_per_class is not None:
         short = {c: len(idx) for c, idx in rest.items() if len(idx) < n_per_class}
         if short:
             largest = min(len(idx) for idx in rest.values())
             listed = ", ".join(f"{data.class_names[c]!r} ({k})" for c, k in short.items())
-            msg = (f"n_per_class={n_per_class} is more than {data.name!r} has: after holding "
-                   f"out validation, class(es) {listed} have fewer training examples. The "
+            after = ("" if data.val is not None else "after holding out validation, ")
+            msg = (f"n_per_class={n_per_class} is more than {data.name!r} has: {after}"
+                   f"class(es) {listed} have fewer training examples. The "
                    f"largest n_per_class that works is {largest}; pass that or less, or leave "
                    f"it unset to train on everything.")
             raise DataError(msg)
         rest = {c: idx[:n_per_class] for c, idx in rest.items()}
     train_rows = sorted(int(i) for idx in rest.values() for i in idx)
+    train = data.train.select(train_rows, keep_in_memory=True)
+    if data.val is not None:
+        return train, data.val
     val_rows = sorted(int(i) for i in val)
-    return (data.train.select(train_rows, keep_in_memory=True),
-            data.train.select(val_rows, keep_in_memory=True))
+    return train, data.train.select(val_rows, keep_in_memory=True)
 
 
 def hold_out_test(data: LoadedData, fraction: float, seed: int) -> LoadedData:
@@ -125,16 +135,30 @@ def select_classes(data: LoadedData, names: list[str]) -> LoadedData:
             "label", datasets.ClassLabel(names=list(names)))
 
     digest = hashlib.sha256(f"{data.fingerprint}|{names}".encode()).hexdigest()[:16]
+    val, val_fingerprint = keep(data.val), data.val_fingerprint
+    if val is not None:
+        if len(val) == 0:
+            msg = (f"--classes {','.join(names)} leaves no row of the validation set "
+                   f"({data.val_source}); its rows are all of other classes. Pick classes it "
+                   f"holds, or validation rows of these classes.")
+            raise DataError(msg)
+        val_fingerprint = hashlib.sha256(
+            f"{data.val_fingerprint}|{names}".encode()).hexdigest()[:16]
     return dataclasses.replace(data, train=keep(data.train), test=keep(data.test),
-                               class_names=list(names), fingerprint=digest)
+                               class_names=list(names), fingerprint=digest, val=val,
+                               val_fingerprint=val_fingerprint)
 
 
 def train_counts(
     data: LoadedData, *, val_fraction: float, seed: int = 0, max_val_per_class: int = 100,
 ) -> dict[str, int]:
-    """Training examples per class left after validation: the ceiling for ``n_per_class``."""
+    """Training examples per class left after validation (all of them where the data brings
+    its own): the ceiling for ``n_per_class``."""
     _check_settings(None, val_fraction, seed, max_val_per_class)
-    _, rest = _draw_validation(data, val_fraction, seed, max_val_per_class)
+    if data.val is not None:
+        rest = _shuffled_rows(data, seed)
+    else:
+        _, rest = _draw_validation(data, val_fraction, seed, max_val_per_class)
     return {data.class_names[c]: len(idx) for c, idx in rest.items()}
 
 
@@ -157,6 +181,16 @@ def _check_settings(n_per_class: int | None, val_fraction: float, seed: int,
         raise ConfigError(f"max_val_per_class must be at least 1, but got {max_val_per_class=}.")
     if seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, but got {seed=}.")
+
+
+def _shuffled_rows(data: LoadedData, seed: int) -> dict[int, np.ndarray]:
+    """Each class's training rows in the seeded order validation would be drawn from, so
+    ``n_per_class`` subsets stay nested across sizes."""
+    import numpy as np
+
+    labels = label_array(data.train)
+    return {c: np.random.default_rng([seed, c]).permutation(np.flatnonzero(labels == c))
+            for c in range(len(data.class_names))}
 
 
 def _draw_validation(

@@ -12,7 +12,7 @@ import pytest
 
 from autotl import DatasetSpec, hookimpl
 from autotl.data import LoadedData, load_data
-from autotl.errors import DataError
+from autotl.errors import ConfigError, DataError
 from autotl.plugins import load_plugins
 
 
@@ -423,7 +423,7 @@ def test_classes_called_train_and_test_are_classes(image_folder, plugins):
     assert data.class_names == ["test", "train"] and data.test is None
 
 
-def test_unlabelled_test_split_falls_back_to_validation(plugins, tmp_path):
+def test_unlabelled_test_split_is_dropped_and_validation_stays_validation(plugins, tmp_path):
     features = datasets.Features({"text": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=["x", "y"])})
 
@@ -434,7 +434,9 @@ def test_unlabelled_test_split_falls_back_to_validation(plugins, tmp_path):
     datasets.DatasetDict({"train": split([0, 1, 0, 1]), "test": split([-1, -1]),
                           "validation": split([1, 0, 1])}).save_to_disk(tmp_path / "glue")
     data = load_data(tmp_path / "glue", plugins)
-    assert data.test is not None and data.test["label"] == [1, 0, 1]
+    assert data.test is None
+    assert data.val is not None and data.val["label"] == [1, 0, 1]
+    assert data.val_source == "the data's own `validation` split"
 
 
 def test_unreadable_image_in_a_saved_dataset_is_skipped(make_image, plugins, tmp_path):
@@ -454,3 +456,131 @@ def test_one_example_in_every_class_loads_for_a_prior_only_recommendation(image_
                                                                           plugins):
     root = image_folder({"sandal": 1, "boot": 1})
     assert len(load_data(root, plugins).train) == 2
+
+
+# -- a validation set the data brings ---------------------------------------------------------
+
+
+def text_split(texts, labels):
+    return datasets.Dataset.from_dict({"text": texts, "label": labels})
+
+
+@pytest.mark.parametrize("name", ["validation", "valid", "val"])
+def test_saved_validation_split_is_the_validation_set_row_for_row(plugins, tmp_path, name):
+    datasets.DatasetDict({
+        "train": text_split(["a", "b", "c", "d"], ["x", "y", "x", "y"]),
+        "test": text_split(["t1", "t2"], ["y", "x"]),
+        name: text_split(["v1", "v2", "v3"], ["y", "y", "x"]),
+    }).save_to_disk(tmp_path / "saved")
+    data = load_data(tmp_path / "saved", plugins)
+    assert data.val["text"] == ["v1", "v2", "v3"] and data.val["label"] == [1, 1, 0]
+    assert data.val.features["label"] == data.train.features["label"]
+    assert data.train["text"] == ["a", "b", "c", "d"] and data.test["text"] == ["t1", "t2"]
+    assert data.val_source == f"the data's own `{name}` split"
+    assert data.val_fingerprint and data.val_fingerprint != data.fingerprint
+
+
+def test_two_validation_splits_are_ambiguous(plugins, tmp_path):
+    datasets.DatasetDict({
+        "train": text_split(["a", "b", "c", "d"], ["x", "y", "x", "y"]),
+        "validation": text_split(["v"], ["x"]), "val": text_split(["w"], ["y"]),
+    }).save_to_disk(tmp_path / "saved")
+    with pytest.raises(DataError, match=r"validation splits \['validation', 'val'\].*Keep one"):
+        load_data(tmp_path / "saved", plugins)
+
+
+def test_saved_validation_split_with_an_unknown_label(plugins, tmp_path):
+    datasets.DatasetDict({
+        "train": text_split(["a", "b", "c", "d"], ["x", "y", "x", "y"]),
+        "validation": text_split(["e"], ["z"]),
+    }).save_to_disk(tmp_path / "saved")
+    with pytest.raises(DataError, match="row 0 of the validation split .* has label 'z'"):
+        load_data(tmp_path / "saved", plugins)
+
+
+@pytest.mark.parametrize("folder", ["val", "validation"])
+def test_image_folder_with_a_val_folder_beside_train(image_folder, plugins, tmp_path, folder):
+    root = tmp_path / "split"
+    image_folder({"a": 3, "b": 3}, root / "train")
+    image_folder({"a": 1, "b": 2}, root / "test")
+    image_folder({"b": 2}, root / folder)  # a class may be missing from validation
+    data = load_data(root, plugins)
+    assert data.class_names == ["a", "b"]
+    assert (len(data.train), len(data.test), len(data.val)) == (6, 3, 2)
+    assert data.val["label"] == [1, 1]
+    paths = [image["path"] for image in data.val.with_format("arrow")["image"].to_pylist()]
+    assert all(f"/{folder}/b/" in path for path in paths)
+    assert data.val_source == f"the data's own `{folder}/` folder"
+
+
+def test_image_folder_val_class_the_training_data_lacks(image_folder, plugins, tmp_path):
+    root = tmp_path / "split"
+    image_folder({"a": 3, "b": 3}, root / "train")
+    image_folder({"c": 1}, root / "val")
+    with pytest.raises(DataError, match=r"\['c'\] in .*val have no counterpart.*"
+                                        r"training classes: a, b"):
+        load_data(root, plugins)
+
+
+def test_val_data_csv_for_a_csv(plugins, tmp_path):
+    train = write_csv(tmp_path / "train.csv", "text,label\na,x\nb,y\nc,x\nd,y\n")
+    val = write_csv(tmp_path / "val.csv", "label,text\ny,v1\ny,v2\n")
+    data = load_data(train, plugins, val_data=val)
+    assert data.val["text"] == ["v1", "v2"] and data.val["label"] == [1, 1]
+    assert data.val.features["label"] == data.train.features["label"]
+    assert data.val_source == f"--val-data {val}"
+    assert data.train["text"] == ["a", "b", "c", "d"]
+    # The training data's fingerprint is its own; the validation set has one of its own.
+    assert data.fingerprint == load_data(train, plugins).fingerprint
+    other = write_csv(tmp_path / "other.csv", "label,text\ny,v1\nx,v2\n")
+    assert load_data(train, plugins, val_data=other).val_fingerprint != data.val_fingerprint
+
+
+def test_val_data_reads_the_same_column_options(plugins, tmp_path):
+    train = write_csv(tmp_path / "train.csv", "body,topic,id\na,x,1\nb,y,2\nc,x,3\nd,y,4\n")
+    val = write_csv(tmp_path / "val.csv", "body,topic,id\nv,y,9\n")
+    data = load_data(train, plugins, text_column="body", label_column="topic", val_data=val)
+    assert data.val["text"] == ["v"] and data.val["label"] == [1]
+
+
+def test_val_data_with_a_label_the_training_data_lacks(plugins, tmp_path):
+    train = write_csv(tmp_path / "train.csv", "text,label\na,x\nb,y\nc,x\nd,y\n")
+    val = write_csv(tmp_path / "val.csv", "text,label\nv1,y\nv2,zebra\n")
+    with pytest.raises(DataError) as err:
+        load_data(train, plugins, val_data=val)
+    message = str(err.value)
+    assert "--val-data" in message and str(val) in message and "'zebra'" in message
+    assert "classes: x, y" in message
+
+
+@pytest.mark.parametrize("text", ["", "text,label\n"])
+def test_empty_val_data(plugins, tmp_path, text):
+    train = write_csv(tmp_path / "train.csv", "text,label\na,x\nb,y\nc,x\nd,y\n")
+    val = write_csv(tmp_path / "val.csv", text)
+    with pytest.raises(DataError, match=rf"--val-data '{val}'.*(empty|no rows)"):
+        load_data(train, plugins, val_data=val)
+
+
+def test_val_data_beside_the_datas_own_validation_split(plugins, tmp_path):
+    datasets.DatasetDict({
+        "train": text_split(["a", "b", "c", "d"], ["x", "y", "x", "y"]),
+        "validation": text_split(["e"], ["x"]),
+    }).save_to_disk(tmp_path / "saved")
+    val = write_csv(tmp_path / "val.csv", "text,label\nv,x\n")
+    with pytest.raises(ConfigError, match=r"own validation split \(the data's own `validation`"
+                                          r" split, 1 rows\).*Drop --val-data"):
+        load_data(tmp_path / "saved", plugins, val_data=val)
+
+
+def test_val_data_image_folder_for_an_image_folder(image_folder, plugins, tmp_path):
+    train = image_folder({"a": 3, "b": 3}, tmp_path / "train")
+    val = image_folder({"a": 2}, tmp_path / "held")
+    data = load_data(train, plugins, val_data=val)
+    assert len(data.val) == 2 and data.val["label"] == [0, 0]
+
+
+def test_val_data_of_another_modality(image_folder, plugins, tmp_path):
+    train = image_folder({"a": 3, "b": 3}, tmp_path / "train")
+    val = write_csv(tmp_path / "val.csv", "text,label\nv,a\n")
+    with pytest.raises(DataError, match="holds text data but .* holds image data"):
+        load_data(train, plugins, val_data=val)

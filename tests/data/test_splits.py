@@ -7,7 +7,14 @@ from collections import Counter
 import datasets
 import pytest
 
-from autotl.data import LoadedData, label_array, prepare_splits, train_counts
+from autotl.data import (
+    LoadedData,
+    hold_out_test,
+    label_array,
+    prepare_splits,
+    select_classes,
+    train_counts,
+)
 from autotl.errors import ConfigError, DataError
 
 COUNTS = {"a": 50, "b": 20, "c": 10}
@@ -134,3 +141,56 @@ def test_select_classes_rejects_bad_names(names: list[str], message: str) -> Non
 
     with pytest.raises(DataError, match=message):
         select_classes(make_data(), names)
+
+
+# -- a validation set the data brings ---------------------------------------------------------
+
+
+def with_given_val(data: LoadedData) -> LoadedData:
+    import dataclasses
+
+    val = datasets.Dataset.from_dict({"text": ["v0", "v1", "v2"], "label": [2, 0, 1]},
+                                      features=data.train.features)
+    return dataclasses.replace(data, val=val, val_source="--val-data v.csv",
+                               val_fingerprint="1" * 16)
+
+
+def test_a_given_validation_set_is_used_row_for_row_and_every_training_row_trains():
+    data = with_given_val(make_data())
+    train, val = prepare_splits(data, n_per_class=None, val_fraction=0.2, seed=0)
+    assert rows(val) == ["v0", "v1", "v2"] and val["label"] == [2, 0, 1]
+    assert rows(train) == rows(data.train)  # nothing drawn out of training, order kept
+    # val_fraction does not apply: another one changes nothing.
+    assert rows(prepare_splits(data, n_per_class=None, val_fraction=0.5, seed=0)[0]) \
+        == rows(train)
+    assert train_counts(data, val_fraction=0.2) == COUNTS
+
+
+def test_n_per_class_subsamples_training_beside_a_given_validation_set():
+    data = with_given_val(make_data())
+    small, val = prepare_splits(data, n_per_class=5, val_fraction=0.2, seed=0)
+    large, _ = prepare_splits(data, n_per_class=10, val_fraction=0.2, seed=0)
+    assert per_class(small) == {0: 5, 1: 5, 2: 5} and rows(val) == ["v0", "v1", "v2"]
+    assert set(rows(small)) < set(rows(large))  # nested across sizes
+    with pytest.raises(DataError, match=r"n_per_class=11 .* class\(es\) 'c' \(10\).*is 10"):
+        prepare_splits(data, n_per_class=11, val_fraction=0.2, seed=0)
+
+
+def test_classes_apply_to_a_given_validation_set():
+    data = select_classes(with_given_val(make_data()), ["c", "a"])
+    assert data.val["text"] == ["v0", "v1"] and data.val["label"] == [0, 1]
+    assert data.val.features["label"].names == ["c", "a"]
+    assert data.val_fingerprint not in (None, "1" * 16)
+    with pytest.raises(DataError, match="leaves no row of the validation set"):
+        import dataclasses
+
+        only_b = dataclasses.replace(with_given_val(make_data()),
+                                     val=with_given_val(make_data()).val.select([2]))
+        select_classes(only_b, ["a", "c"])
+
+
+def test_test_fraction_holds_out_only_training_rows_beside_a_given_validation_set():
+    data = hold_out_test(with_given_val(make_data()), 0.2, seed=0)
+    assert rows(data.val) == ["v0", "v1", "v2"]
+    assert len(data.train) + len(data.test) == sum(COUNTS.values())
+    assert not set(rows(data.test)) & set(rows(data.val))

@@ -29,6 +29,7 @@ examples:
   autotl search fashion-mnist --n-per-class 100 --image-size 96 --trials 12
   autotl search ./my_images --backbone timm:resnet50 --strategies head-only,lora
   autotl search reviews.csv --text-column review --label-column stars
+  autotl search reviews.csv --val-data reviews-val.csv   your own validation rows, as given
   autotl search digits --workers 2 --trials 8   two processes on one study
   autotl worker --storage postgresql://u:pw@db/autotl --study NAME   join from any host
   autotl plugins                           installed plugins and what each registers

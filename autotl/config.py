@@ -77,7 +77,8 @@ class SearchConfig:
     prior_top: int = _help("how many of the prior's suggestions to try first", default=3)
     val_fraction: float = _help(
         "fraction of each class held out for validation (at most 100 per class), drawn "
-        "before --n-per-class subsamples the rest, so every size shares one validation set",
+        "before --n-per-class subsamples the rest, so every size shares one validation set; "
+        "unused where the data brings a validation set (--val-data, its own split)",
         default=0.2,
     )
     val_data: str | None = _help(

@@ -179,15 +179,17 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
         _say_no_folds(data, config.fold_below)
     # Validation never depends on n_per_class, so every rung of a size ladder shares its
     # cached validation activations. (data.fingerprint covers a held-out test fraction.)
-    # A validation set the data brings keys its rows (and, training being all the rest, the
-    # training rows) by its own content, never reused across validation sets.
-    given = {"validation": data.val_fingerprint} if data.val is not None else {}
+    # A validation set the data brings: its rows are keyed by its own content (never reused
+    # across validation sets); training is then every training row, whichever set it is.
+    given = data.val is not None
     split_keys = {
         "train": activation_key(data=data.fingerprint, split="train", seed=config.data_seed,
                                 n_per_class=config.n_per_class,
-                                val_fraction=config.val_fraction, **given),
+                                val_fraction=config.val_fraction,
+                                **({"validation": "given"} if given else {})),
         "val": activation_key(data=data.fingerprint, split="val", seed=config.data_seed,
-                              val_fraction=config.val_fraction, **given),
+                              val_fraction=config.val_fraction,
+                              **({"validation": data.val_fingerprint} if given else {})),
         "test": activation_key(data=data.fingerprint, split="test"),
     }
     if scheme is not None:  # the pool: training rows, then validation rows

@@ -73,6 +73,7 @@ def test_search_help_teaches_every_setting() -> None:
                  "--device", "--image-size", "--no-cache"):
         assert flag in out.stdout
     assert "examples:" in out.stdout
+    assert "--val-data val.csv" in re.sub(r"\s+", " ", out.stdout)  # teaches by example
 
 
 def test_errors_are_one_line_without_traceback() -> None:
@@ -195,3 +196,18 @@ def test_report_rewrites_the_outputs_of_a_stored_study(
     assert second["recommended"]["trial"] == first["recommended"]["trial"]
     assert second["n_trials"] == 2 and (again / "trials.csv").is_file()
     assert (again / "best_model" / "model.json").is_file()
+
+
+def test_val_data_beside_the_datas_own_validation_split_says_which_to_drop(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import datasets
+
+    split = datasets.Dataset.from_dict({"text": ["a", "b", "c", "d"], "label": [0, 1, 0, 1]})
+    datasets.DatasetDict({"train": split, "validation": split}).save_to_disk(tmp_path / "saved")
+    val = tmp_path / "val.csv"
+    val.write_text("text,label\ne,0\n")
+    capsys.readouterr()  # save_to_disk's progress bars
+    assert main(["search", str(tmp_path / "saved"), "--val-data", str(val)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("autotl: error: ") and "Traceback" not in err
+    assert "own validation split" in err and "Drop --val-data" in err

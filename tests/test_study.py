@@ -589,3 +589,121 @@ def test_one_row_per_class_gets_the_priors_recommendation_and_says_so(
     with pytest.raises(ConfigError, match="one row per class.*--prior none"):
         search(data=str(data), backbone="test:bert", prior="none", out=tmp_path / "x",
                plugins=plugins, progress=False)
+
+
+# -- a validation set the data brings ---------------------------------------------------------
+
+
+def _text_splits(tmp_path: Path) -> tuple[Path, list[str], list[str]]:
+    """test:texts saved with a `validation` split: the first 4 rows of each class validate,
+    the rest train. Returns the folder and the training and validation texts."""
+    import datasets
+
+    full = tiny_components._texts()["train"]
+    labels = full["label"]
+    val_rows = [i for c in range(3) for i in [j for j, y in enumerate(labels) if y == c][:4]]
+    train_rows = [i for i in range(len(full)) if i not in set(val_rows)]
+    train, val = full.select(train_rows), full.select(val_rows)
+    datasets.DatasetDict({"train": train, "validation": val}).save_to_disk(tmp_path / "saved")
+    return tmp_path / "saved", train["text"], val["text"]
+
+
+TEXT = dict(backbone="test:bert", image_size=None, max_length=16, trials=2,
+            strategies=["head-only", "full"])
+
+
+def test_a_saved_validation_split_is_what_the_study_scores_row_for_row(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    from autotl.study import prepare
+
+    saved, train_texts, val_texts = _text_splits(tmp_path)
+    prep = prepare(autotl.SearchConfig(data=str(saved), val_fraction=0.5), plugins)
+    assert prep.val["text"] == val_texts  # as given, in its order
+    assert sorted(prep.train["text"]) == sorted(train_texts)  # every training row, none drawn
+    out = tmp_path / "run"
+    rec = _search(plugins, out, data=str(saved), fold_below=10, **TEXT)
+    data = json.loads((out / "recommendation.json").read_text())
+    assert data["dataset"]["n_val"] == 12 and data["dataset"]["n_train"] == 60
+    assert data["validation"]["mode"] == "split"  # 4 rows per class < fold_below: no folds
+    assert data["validation"]["source"] == "the data's own `validation` split"
+    words = "the data's own `validation` split, 12 rows"
+    assert words in data["validation"]["words"] and words in (out / "report.md").read_text()
+    study = optuna.load_study(study_name=rec.study, storage=data["storage"])
+    identity = study.user_attrs["request"]["identity"]
+    assert identity["validation"]["source"] == "the data's own `validation` split"
+    assert identity["validation"]["rows"] == 12 and identity["folds"] is None
+    for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+        assert len(trial.user_attrs["val_correct"]) == 12  # one outcome per given row
+
+
+def test_a_small_given_validation_set_is_not_pooled_into_folds_and_says_so(
+        plugins, tmp_path: Path, caplog) -> None:  # noqa: ANN001
+    from autotl.study import prepare
+
+    saved, _, val_texts = _text_splits(tmp_path)
+    with caplog.at_level("INFO", logger="autotl"):
+        prep = prepare(autotl.SearchConfig(data=str(saved), fold_below=10, n_per_class=5),
+                       plugins)
+    assert not prep.folds and prep.pool is None and prep.val["text"] == val_texts
+    assert len(prep.train) == 15  # n_per_class still subsamples training
+    assert "used as given and trials are not scored over folds" in caplog.text
+
+
+def _csvs(tmp_path: Path) -> tuple[Path, Path]:
+    full = tiny_components._texts()["train"]
+    names = list(tiny_components.WORDS)
+    lines = [f"{t},{names[y]}" for t, y in zip(full["text"], full["label"], strict=True)]
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    train.write_text("text,label\n" + "\n".join(lines[2:-2]) + "\n")
+    val.write_text("text,label\n" + "\n".join(lines[:2] + lines[-2:]) + "\n")
+    return train, val
+
+
+def test_val_data_csv_is_scored_as_given_and_a_changed_one_is_refused_on_rerun(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    train, val = _csvs(tmp_path)
+    out = tmp_path / "run"
+    rec = _search(plugins, out, data=str(train), val_data=str(val), study="fixed", **TEXT)
+    data = json.loads((out / "recommendation.json").read_text())
+    assert data["dataset"]["n_val"] == 4 and data["dataset"]["n_train"] == 68
+    assert f"--val-data {val}, 4 rows" in data["validation"]["words"]
+    assert f"--val-data {val}, 4 rows" in (out / "report.md").read_text()
+    study = optuna.load_study(study_name=rec.study, storage=data["storage"])
+    assert study.user_attrs["request"]["identity"]["validation"]["source"] == "--val-data"
+    assert study.user_attrs["request"]["settings"]["val_data"] == str(val)
+    _search(plugins, out, data=str(train), val_data=str(val), study="fixed", **{**TEXT,
+                                                                              "trials": 1})
+    val.write_text(val.read_text().replace(",law\n", ",food\n", 1))  # one label changed
+    with pytest.raises(ConfigError, match="other settings.*validation"):
+        _search(plugins, out, data=str(train), val_data=str(val), study="fixed", **TEXT)
+    with pytest.raises(ConfigError, match="other settings.*validation"):
+        _search(plugins, out, data=str(train), study="fixed", **TEXT)  # drawn instead
+
+
+def test_cached_activations_are_keyed_by_the_validation_set(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    from autotl.study import prepare
+
+    train, val = _csvs(tmp_path)
+    other = tmp_path / "other.csv"
+    other.write_text("".join(val.read_text().splitlines(keepends=True)[:-1]))  # a row less
+    keys = [prepare(autotl.SearchConfig(data=str(train), **extra), plugins).split_keys
+            for extra in ({}, {"val_data": str(val)}, {"val_data": str(other)})]
+    assert len({k["val"] for k in keys}) == 3
+    assert len({k["train"] for k in keys}) == 2  # given either way: every training row
+    assert keys[0]["test"] == keys[1]["test"] == keys[2]["test"]
+
+
+def test_val_data_errors_come_before_any_model_is_built(plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    from autotl.study import prepare
+
+    train, val = _csvs(tmp_path)
+    val.write_text("text,label\ncode bug,code\nsome words,poetry\n")
+    with pytest.raises(autotl.errors.DataError, match="label 'poetry'.*classes: code, food, law"):
+        prepare(autotl.SearchConfig(data=str(train), val_data=str(val)), plugins)
+    saved, _, _ = _text_splits(tmp_path)
+    _, val = _csvs(tmp_path)
+    with pytest.raises(ConfigError, match="Drop --val-data"):
+        prepare(autotl.SearchConfig(data=str(saved), val_data=str(val)), plugins)
+    kept = prepare(autotl.SearchConfig(data=str(train), val_data=str(val),
+                                       classes=["law", "code"]), plugins)
+    assert kept.val["label"] == [1, 1, 0, 0]  # --classes applies to it: code, law here

@@ -166,7 +166,8 @@ def label_array(split: datasets.Dataset) -> np.ndarray:
     """The ``label`` column as an int64 array, fast (``split["label"]`` goes row by row)."""
     import numpy as np
 
-    return np.asarray(split.with_format("arrow")["label"].to_numpy(), dtype=np.int64)
+    # A copy: Arrow's zero-copy view is read-only, which torch.from_numpy warns about.
+    return np.array(split.with_format("arrow")["label"].to_numpy(), dtype=np.int64)
 
 
 def _check_settings(n_per_class: int | None, val_fraction: float, seed: int,

@@ -475,8 +475,10 @@ def protocol_of(request: dict[str, Any], modality: str | None = None) -> str:
         batch, epochs = request.get("batch_size"), request.get("epochs")
         lo, hi = request.get("min_steps"), request.get("max_steps")
     test = request.get("test_fraction")
+    # A validation set the data brings (identity "validation"): its file, or the data's own.
+    given = isinstance(request.get("validation"), dict)
     parts = [
-        f"val={request.get('val_data') or request.get('val_fraction')}",
+        f"val={(request.get('val_data') or 'own') if given else request.get('val_fraction')}",
         f"test={test if test else 'own'}",
         f"split_seed={request.get('split_seed', request.get('seed'))}",
         f"steps={lo}-{hi}", f"epochs={epochs}", f"batch={batch}",

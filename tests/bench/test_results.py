@@ -15,6 +15,7 @@ from autotl.bench.results import (
     COLUMNS,
     SCHEMA_VERSION,
     environment,
+    protocol_of,
     read_results,
     read_rows_file,
     rows_from_storage,
@@ -203,3 +204,12 @@ def test_rows_from_a_real_search_merge_with_result_files(tmp_path: Path) -> None
     write_rows(tmp_path / "mytool.jsonl", [other])
     merged = read_results([out, tmp_path / "mytool.jsonl"])
     assert sorted(r["method"] for r in merged if r["task"] == task) == ["autotl", "mytool"]
+
+
+def test_the_protocol_says_where_validation_came_from() -> None:
+    drawn = {"val_fraction": 0.2, "validation": None, "split_seed": 0}
+    own = {**drawn, "validation": {"source": "the data's own `validation` split"}}
+    given = {**own, "val_data": "val.csv"}
+    assert protocol_of(drawn).startswith("val=0.2 ")
+    assert protocol_of(own).startswith("val=own ")
+    assert protocol_of(given).startswith("val=val.csv ")

@@ -281,3 +281,11 @@ def test_a_worker_killed_mid_trial_five_times_loses_no_completed_trial(
     for number, value in completed.items():  # every completed trial kept, as it was
         assert by_number[number].state == State.COMPLETE and by_number[number].value == value
     assert finished_count(trials) >= 20
+
+
+def test_a_worker_reads_the_creators_validation_file_from_the_request() -> None:
+    request = {"source": "train.csv", "settings": {"val_data": "val.csv"}, "identity": {
+        "data": "train.csv", "validation": {"source": "--val-data", "fingerprint": "f" * 16,
+                                            "rows": 4}}}
+    config = config_from_request(request, study="s")
+    assert (config.data, config.val_data) == ("train.csv", "val.csv")

@@ -155,7 +155,8 @@ class StrategySpec:
 @dataclass(frozen=True)
 class DatasetSpec:
     """A named dataset; ``load()`` returns a ``datasets.DatasetDict`` whose ``train`` split (and
-    optional ``test`` split) holds an ``image`` or ``text`` column and a ``ClassLabel`` ``label``.
+    optional ``test`` split, and optional ``validation`` split, used as given) holds an
+    ``image`` or ``text`` column and a ``ClassLabel`` ``label``.
     """
 
     name: str

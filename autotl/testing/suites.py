@@ -556,11 +556,16 @@ class DatasetConformance(_Suite):
     def test_load_gives_train_and_optionally_test(self, spec: DatasetSpec, loaded: Any) -> None:
         import datasets
 
+        from autotl.data.sources import VALIDATION_SPLITS
+
         assert isinstance(loaded, datasets.DatasetDict), (
             f"{spec.name}: load() must return a datasets.DatasetDict, got {type(loaded)}")
         assert "train" in loaded, f"{spec.name}: no 'train' split (has {list(loaded)})"
-        assert set(loaded) <= {"train", "test"}, (
-            f"{spec.name}: splits {sorted(loaded)}; autotl reads 'train' and 'test' only")
+        assert set(loaded) <= {"train", "test", *VALIDATION_SPLITS}, (
+            f"{spec.name}: splits {sorted(loaded)}; autotl reads 'train', 'test' and one "
+            f"validation split ({', '.join(VALIDATION_SPLITS)}) only")
+        assert len(set(loaded) & set(VALIDATION_SPLITS)) <= 1, (
+            f"{spec.name}: splits {sorted(loaded)}; give at most one validation split")
         assert len(loaded["train"]) > 0
 
     def test_columns_are_the_modality_and_a_class_label(self, spec: DatasetSpec,

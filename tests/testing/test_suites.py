@@ -308,6 +308,18 @@ def test_a_dataset_without_a_train_split_is_rejected() -> None:
         DatasetConformance().test_load_gives_train_and_optionally_test(SPEC, {"train": []})
 
 
+def test_a_dataset_may_bring_one_validation_split_not_two() -> None:
+    split = _dataset([0, 1], ["a", "b"], text=["x", "y"])
+    DatasetConformance().test_load_gives_train_and_optionally_test(
+        SPEC, datasets.DatasetDict({"train": split, "validation": split}))
+    with pytest.raises(AssertionError, match="at most one validation split"):
+        DatasetConformance().test_load_gives_train_and_optionally_test(
+            SPEC, datasets.DatasetDict({"train": split, "validation": split, "val": split}))
+    with pytest.raises(AssertionError, match="'train', 'test' and one validation split"):
+        DatasetConformance().test_load_gives_train_and_optionally_test(
+            SPEC, datasets.DatasetDict({"train": split, "dev": split}))
+
+
 def test_a_dataset_with_a_plain_integer_label_is_rejected() -> None:
     plain = datasets.Dataset.from_dict({"text": ["x", "y"], "label": [0, 1]})
     with pytest.raises(AssertionError, match="'label' must be a ClassLabel"):

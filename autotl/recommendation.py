@@ -129,7 +129,8 @@ class Recommendation:
             f"(chose it){test}; {best.train_seconds:.1f} s to train, "
             f"{best.trainable_params:,} trainable parameters.",
         ]
-        if self.validation.get("words"):  # where validation came from, or the folds
+        if self.validation.get("mode") == "folds" or self.validation.get("source") not in (
+                None, "drawn"):  # the folds, or a validation set the data brings
             lines.append(self.validation["words"])
         if self.selection:
             lines.append(self.selection)

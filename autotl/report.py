@@ -178,9 +178,11 @@ def markdown_report(rec: Recommendation, rows: list[dict[str, Any]]) -> str:
                   for r in failed]
     pooled = (f" ({rec.validation['rows']} rows pooled and scored over folds)"
               if rec.validation.get("mode") == "folds" else "")
+    # Where validation came from; the summary above already says it for a given set.
+    source = f"{rec.validation['words']} " if rec.validation.get("source") == "drawn" else ""
     lines += ["", f"Data: {rec.dataset['name']}, {rec.dataset['n_train']} train / "
               f"{rec.dataset['n_val']} validation{pooled} / {rec.dataset.get('n_test', 0)} test "
-              f"examples, {rec.dataset['n_classes']} classes. "
+              f"examples, {rec.dataset['n_classes']} classes. {source}"
               f"Backbone: {rec.backbone} ({rec.n_groups} layer groups). {rec.budget} Storage: "
               f"`{rec.storage}`, study `{rec.study}`.", ""]
     return "\n".join(lines)

@@ -66,6 +66,11 @@ def test_search_writes_every_output_with_the_schema(plugins, tmp_path: Path) -> 
     # The step budget is a stated choice: the report says the rule and what it gave.
     assert "clamp(ceil(16 epochs × training examples / batch 16), 6, 6)" in data["budget"]
     assert "Here: 6 steps per trial." in (out / "report.md").read_text()
+    # Where validation came from: drawn from the training rows here.
+    assert data["validation"]["source"] == "drawn"
+    assert ("drawn: val_fraction 0.2 of each class's training rows"
+            in (out / "report.md").read_text())
+    assert study.user_attrs["request"]["identity"]["validation"] is None
     rows = _trials(out)
     assert [int(r["number"]) for r in rows] == list(range(5))
     # Every strategy's known-good config runs before the sampler takes over.

@@ -396,6 +396,15 @@ class TinyPlugin:
                 {"text": ["a", "b", "c", "d"], "label": ["x", "y", "x", "y"]})})))
         registry.add(DatasetSpec(name="test:broken", modality="text",
                                  load=lambda: 1 / 0))
+        # As a hub dataset (hf:) comes: train, test and a `valid` split.
+        registry.add(DatasetSpec(
+            name="test:hub", modality="text",
+            load=lambda: datasets.DatasetDict({
+                "train": datasets.Dataset.from_dict(
+                    {"text": ["a", "b", "c", "d"], "label": ["x", "y", "x", "y"]}),
+                "test": datasets.Dataset.from_dict({"text": ["t"], "label": ["x"]}),
+                "valid": datasets.Dataset.from_dict({"text": ["v", "w"], "label": ["y", "x"]}),
+            })))
 
 
 def test_registered_dataset_from_a_plugin():
@@ -404,6 +413,15 @@ def test_registered_dataset_from_a_plugin():
     assert data.name == "test:tiny"
     assert data.class_names == ["x", "y"]
     assert load_data("test:tiny", plugins).fingerprint == data.fingerprint
+
+
+def test_a_registered_datasets_valid_split_is_its_validation_set(caplog):
+    plugins = load_plugins(entry_points=False, extra=[("tiny", TinyPlugin)])
+    with caplog.at_level(logging.INFO, logger="autotl"):
+        data = load_data("test:hub", plugins)
+    assert data.val["text"] == ["v", "w"] and data.val["label"] == [1, 0]
+    assert data.val_source == "the data's own `valid` split" and data.test["text"] == ["t"]
+    assert "validation: the data's own `valid` split (2 rows), used as given" in caplog.text
 
 
 def test_a_failing_registered_dataset_names_its_plugin():

@@ -712,3 +712,15 @@ def test_val_data_errors_come_before_any_model_is_built(plugins, tmp_path: Path)
     kept = prepare(autotl.SearchConfig(data=str(train), val_data=str(val),
                                        classes=["law", "code"]), plugins)
     assert kept.val["label"] == [1, 1, 0, 0]  # --classes applies to it: code, law here
+
+
+def test_one_training_row_per_class_with_a_given_validation_set_is_measured(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    from autotl.study import prepare
+
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    train.write_text("text,label\ncode bug,code\nfood love,food\nlaw and,law\n")
+    val.write_text("text,label\nbug data,code\nlife time,food\nscience of,law\n")
+    prep = prepare(autotl.SearchConfig(data=str(train), val_data=str(val)), plugins)
+    assert not prep.prior_only  # the given rows score trials: no need to ask the prior alone
+    assert (len(prep.train), len(prep.val)) == (3, 3)

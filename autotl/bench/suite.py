@@ -151,9 +151,10 @@ class Suite:
     draws: int = 1  # draws of the training rows, each its own comparison
     search_trials: int | None = None  # a fixed trial count for searches instead of a budget
 
-    def select(self, tasks: list[str] | None = None,
-               methods: list[str] | None = None) -> Suite:
-        """This suite restricted to some tasks and methods (named in errors when unknown)."""
+    def select(self, tasks: list[str] | None = None, methods: list[str] | None = None,
+               sizes: list[str] | None = None) -> Suite:
+        """This suite restricted to some tasks, methods and sizes (named in errors when
+        unknown)."""
         from dataclasses import replace
 
         chosen_tasks = self.tasks
@@ -167,6 +168,14 @@ class Suite:
             for name in methods:
                 _known(name, self.known_methods, f"{self.path}: --methods names", "method")
             chosen_methods = tuple(m for m in self.known_methods if m in methods)
+        if sizes:
+            known = sorted({"all" if s is None else str(s) for t in chosen_tasks for s in t.sizes})
+            for size in sizes:
+                _known(size, known, f"{self.path}: --sizes names", "size")
+            chosen_tasks = tuple(
+                replace(t, sizes=tuple(s for s in t.sizes
+                                       if ("all" if s is None else str(s)) in sizes))
+                for t in chosen_tasks)
         return replace(self, tasks=chosen_tasks, methods=chosen_methods)
 
 

@@ -79,6 +79,9 @@ def test_a_suite_file_reads_with_defaults_and_task_settings(tmp_path: Path) -> N
         suite.select(methods=["autotll"])
     with pytest.raises(ConfigError, match="unknown task 'digits'"):
         suite.select(tasks=["digits"])
+    assert suite.select(sizes=["all", "5"]).tasks[0].sizes == (5, None)
+    with pytest.raises(ConfigError, match="unknown size '10'"):
+        suite.select(sizes=["10"])
 
 
 @pytest.mark.parametrize(("edit", "message"), [

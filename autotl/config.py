@@ -130,12 +130,13 @@ class SearchConfig:
         "`autotl worker` processes join",
         default=None,
     )
-    workers: int = _help(
+    workers: int | None = _help(
         "processes on this machine that run the study's trials, each an `autotl worker` "
         "(one GPU each, round robin; on CPU the cores are split among them); without "
         "--storage they share a journal file in --out. 0: only create the study, for "
-        "workers started elsewhere",
-        default=1,
+        "workers started elsewhere. Default: one per visible GPU (CUDA_VISIBLE_DEVICES), "
+        "else 1",
+        default=None,
     )
     artifacts: Path | None = _help(
         "where trials' trained tensors are kept until the search picks one (default: "
@@ -267,7 +268,8 @@ class SearchConfig:
             (self.grace_seconds > self.heartbeat_seconds,
              f"grace_seconds must exceed heartbeat_seconds ({self.heartbeat_seconds}), or a "
              f"live trial is taken as dead; but got grace_seconds={self.grace_seconds}."),
-            (self.workers >= 0, f"workers must be >= 0, but got workers={self.workers}."),
+            (self.workers is None or self.workers >= 0,
+             f"workers must be >= 0, but got workers={self.workers}."),
             (self.seeds >= 1, f"seeds must be at least 1, but got seeds={self.seeds}."),
             (self.prior_top >= 0, f"prior_top must be >= 0, but got {self.prior_top}."),
             (self.heads is None or len(self.heads) > 0,
@@ -276,12 +278,12 @@ class SearchConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
-        if self.workers > 1 and str(self.storage or "").startswith("sqlite"):
+        if (self.workers or 1) > 1 and str(self.storage or "").startswith("sqlite"):
             raise ConfigError(
                 f"--workers {self.workers} with --storage {self.storage}: SQLite is not safe "
                 "for several processes writing at once; leave out --storage (the workers then "
                 "share a journal file in --out) or use postgresql://….")
-        if self.sizes is not None and self.workers != 1:
+        if self.sizes is not None and self.workers not in (None, 1):
             raise ConfigError(
                 f"--sizes runs its studies one after another in this process, so --workers "
                 f"{self.workers} does not apply to it; run one `autotl search --n-per-class K "

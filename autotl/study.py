@@ -162,7 +162,7 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
             "(`autotl list backbones` shows each one's modality)."
         )
     config = config.replace(backbone=spec.name, strategies=list(strategies),
-                            heads=list(heads))
+                            heads=list(heads), workers=resolve_workers(config))
     if config.sample_only:
         data = keep_sample(data, n_per_class=config.n_per_class, val_fraction=config.val_fraction,
                            seed=config.data_seed)
@@ -195,6 +195,23 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
                     test=data.test, source_fingerprint=source_fingerprint,
                     strategies_named=named, pool=pool, fold_scheme=scheme, folds=folds)
+
+
+def resolve_workers(config: SearchConfig) -> int:
+    """``--workers`` as given, else one per GPU this process sees (``CUDA_VISIBLE_DEVICES``
+    narrows them), else 1. A size map, SQLite storage and a CPU-only device keep 1: the first
+    two are not safe for several processes, and CPU cores are better spent as threads of one."""
+    if config.workers is not None:
+        return config.workers
+    if (config.sizes or config.device not in ("auto", "cuda")
+            or str(config.storage or "").startswith("sqlite")):
+        return 1
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1:
+        log.info("%d GPUs visible: %d workers, one per GPU (--workers 1 to use one)", gpus, gpus)
+    return max(1, gpus)
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:

@@ -724,3 +724,15 @@ def test_one_training_row_per_class_with_a_given_validation_set_is_measured(
     prep = prepare(autotl.SearchConfig(data=str(train), val_data=str(val)), plugins)
     assert not prep.prior_only  # the given rows score trials: no need to ask the prior alone
     assert (len(prep.train), len(prep.val)) == (3, 3)
+
+
+def test_sample_only_trains_on_the_k_rows_beside_a_given_validation_set(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    from autotl.study import prepare
+
+    train, val = _csvs(tmp_path)
+    config = autotl.SearchConfig(data=str(train), val_data=str(val), n_per_class=5)
+    prep = prepare(config.replace(sample_only=True), plugins)
+    assert len(prep.train) == 15 and len(prep.val) == 4  # all K train; validation as given
+    assert not prep.folds
+    assert sorted(prep.train["text"]) == sorted(prepare(config, plugins).train["text"])

@@ -115,7 +115,7 @@ def test_a_strategy_at_one_size_is_left_out_with_the_reason() -> None:
 def test_bad_points_are_refused_with_what_to_do() -> None:
     with pytest.raises(ConfigError, match="one accuracy .* and no n_eval"):
         project({"full": [(5, [0.5]), (10, [0.6])]})
-    with pytest.raises(ConfigError, match=r"accuracies must be in \[0, 1\], but got \[50.0, 60.0\]"):
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\], but got \[50.0, 60.0\]"):
         project({"full": [(5, [50, 60]), (10, [0.6, 0.7])]})
     with pytest.raises(ConfigError, match="sizes must be positive"):
         project({"full": [(0, [0.5, 0.6]), (10, [0.6, 0.7])]})

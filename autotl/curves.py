@@ -180,7 +180,7 @@ class Projection:
                 f"overtake {c.leader}; in {missing:.0%} of bootstrap draws it does not within "
                 f"{horizon} per class.")
         chasers = {c.overtaker for c in likely if c.leader == self.leader}
-        if not chasers:
+        if not chasers and self.leader_share >= SEPARATED:
             out.append(
                 f"No strategy is expected to overtake {self.leader} within {horizon} per class"
                 f" (each does so in under {POSSIBLE:.0%} of bootstrap draws).")
@@ -213,8 +213,8 @@ class Projection:
 def _size(n: float) -> str:
     """Two significant figures: a projection is no more precise than that."""
     if n >= 10:
-        digits = int(math.floor(math.log10(n))) - 1
-        return f"{int(round(n, -digits)):,}"
+        digits = math.floor(math.log10(n)) - 1
+        return f"{round(n, -digits):,.0f}"
     return f"{n:.2g}"
 
 
@@ -337,10 +337,11 @@ def project(points: Points, *, targets: Sequence[float] | None = None,
 
     # Every pair once, the one behind at the largest size (by the fit) as the overtaker.
     crossings = []
-    for i, j in ((i, j) for i in range(len(names)) for j in range(i + 1, len(names))):
-        if point_now[names[i]] > point_now[names[j]]:
-            i, j = j, i
-        crossings.append(_crossing(names, A, B, i, j, largest, horizon))
+    for first in range(len(names)):
+        for second in range(first + 1, len(names)):
+            behind, ahead = (second, first) if point_now[names[first]] > \
+                point_now[names[second]] else (first, second)
+            crossings.append(_crossing(names, A, B, behind, ahead, largest, horizon))
     targets_out = []
     for n in target_sizes:
         acc = accuracy(n)
@@ -357,14 +358,16 @@ def project(points: Points, *, targets: Sequence[float] | None = None,
 def _crossing(names: list[str], A: np.ndarray, B: np.ndarray, i: int, j: int, largest: float,
               horizon: float) -> Crossing:
     """Draws in which ``i``, behind ``j`` at the largest size, passes it before the horizon,
-    below the ceiling of accuracy 1 (two clipped curves at 1 tie rather than cross)."""
+    strictly between accuracy 0 and 1 (two curves clipped at 1 tie rather than cross)."""
     da, db = A[i] - A[j], B[i] - B[j]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_n = np.where(db > 0, -da / db, np.inf)
     behind_now = da + db * math.log(largest) < 0
-    n = np.exp(np.minimum(log_n, 700.0))
-    below_ceiling = A[i] + B[i] * np.minimum(log_n, 700.0) < 1.0
-    crossed = behind_now & (db > 0) & (n <= horizon) & below_ceiling
+    log_n = np.minimum(log_n, 700.0)  # exp() stays finite; far past any horizon anyway
+    n = np.exp(log_n)
+    level = A[i] + B[i] * log_n
+    inside = (level > 0.0) & (level < 1.0)
+    crossed = behind_now & (db > 0) & (n <= horizon) & inside
     share = float(crossed.mean())
     if crossed.any():
         sizes = n[crossed]

@@ -135,8 +135,8 @@ def compare(rows: list[dict[str, Any]], task: str, sizes_from: list[int], sizes_
         projected[str(size)] = {s: round(p, 4) for s, p in target.win_probability.items()}
         winners[str(size)] = winner
         at[str(size)] = bracketed(projection, size, winner)
-        lines += [f"\n{task} at {size} per class (measured winner: {winner}; "
-                  f"bracketed: {at[str(size)]})",
+        lines += [(f"\n{task} at {size} per class (measured winner: {winner}; "
+                   f"bracketed: {at[str(size)]})"),
                   f"{'strategy':<16} {'projected (80%)':<24} {'P(win)':>7} {'measured test':>14}"]
         for strategy in sorted(set(scores) | set(target.median)):
             if strategy in target.median:

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -17,7 +18,7 @@ SMOKE_TASK = "smoke-digits-mobilenetv2-32px"
 
 
 @pytest.fixture(scope="module")
-def script():  # noqa: ANN201
+def script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("projection_script",
                                                   ROOT / "benchmarks" / "projection.py")
     module = importlib.util.module_from_spec(spec)
@@ -57,7 +58,7 @@ def _rows() -> list[dict]:
 
 
 def test_a_projection_that_brackets_the_measured_winner(
-        script, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+        script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "rows.jsonl"
     write_rows(results, _rows())
     assert script.main([str(results), "--task", "t", "--from", "5,10", "--to", "20,100"]) == 0
@@ -71,14 +72,14 @@ def test_a_projection_that_brackets_the_measured_winner(
                "head-only" in s for s in summary["sentences"])
 
 
-def test_points_are_each_strategys_best_config_by_validation(script) -> None:  # noqa: ANN001
+def test_points_are_each_strategys_best_config_by_validation(script: ModuleType) -> None:
     point = script.points_at(_rows(), 5)["full"]
     assert point.mean == pytest.approx(0.3 + 0.10 * math.log(5))
     assert len(point.accuracies) == 3 and point.n_eval == 4000
 
 
 def test_a_winner_the_projection_rules_out_is_not_bracketed(
-        script, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+        script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "rows.jsonl"
     write_rows(results, _rows())
     assert script.main([str(results), "--task", "t2", "--from", "5,10", "--to", "100"]) == 0
@@ -89,14 +90,14 @@ def test_a_winner_the_projection_rules_out_is_not_bracketed(
 
 
 def test_one_from_size_is_refused_on_the_smoke_rows(
-        script, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+        script: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     assert script.main([str(SMOKE), "--task", SMOKE_TASK, "--from", "5", "--to", "20"]) == 2
     assert "--from 5 is one size: a learning curve needs two or more" in \
         capsys.readouterr().err
 
 
 def test_the_smoke_rows_measured_at_5_and_20(
-        script, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+        script: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     # The smoke rows hold only 5 and 20 per class, so the to-size lies inside the fit.
     assert script.main([str(SMOKE), "--task", SMOKE_TASK, "--from", "5,20", "--to", "20"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -109,7 +110,7 @@ def test_the_smoke_rows_measured_at_5_and_20(
 
 
 def test_bad_arguments_are_refused_with_what_to_do(
-        script, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+        script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / "rows.jsonl"
     write_rows(results, _rows())
     assert script.main([str(results), "--task", "nope", "--from", "5,10", "--to", "20"]) == 2

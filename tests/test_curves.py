@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from autotl.curves import CurvePoint, fit_line, parse_targets, project
+from autotl.curves import CurvePoint, Projection, fit_line, parse_targets, project
 from autotl.errors import ConfigError
 
 
@@ -75,9 +75,11 @@ def test_per_seed_accuracies_spread_the_draws_and_the_seed_fixes_them() -> None:
     # The same points scored on few validation rows are noisier.
     noisy = project({s: [CurvePoint(n, tuple(acc), n_eval=20) for n, acc in items]
                      for s, items in points.items()}, seed=3)
-    def width(p):  # noqa: ANN001, ANN202
-        lo, hi = p.targets[0].interval["full"]
+
+    def width(projection: Projection) -> float:
+        lo, hi = projection.targets[0].interval["full"]
         return hi - lo
+
     assert width(noisy) > width(first)
 
 

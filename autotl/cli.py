@@ -175,7 +175,9 @@ def add_bench_commands(sub: Any) -> None:
                    "benchmarks/suites/smoke.toml")
     p.add_argument("--tasks", help="only these tasks (comma-separated names)")
     p.add_argument("--methods", help="only these methods (comma-separated: oracle, autotl, "
-                   "and the suite's baselines)")
+                   "autotl-one-split, and the suite's baselines)")
+    p.add_argument("--sizes", help="only these sizes of each task (comma-separated examples "
+                   "per class, or 'all'), e.g. 5,20")
     p.add_argument("--budget", type=float, help="autotl's budget as a fraction of the "
                    "oracle's training seconds (default: the suite's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
@@ -484,7 +486,8 @@ def cmd_bench(args: argparse.Namespace, plugins: Plugins) -> int:
     def names(text: str | None) -> list[str] | None:
         return [v.strip() for v in text.split(",") if v.strip()] if text else None
 
-    suite = load_suite(args.suite).select(tasks=names(args.tasks), methods=names(args.methods))
+    suite = load_suite(args.suite).select(tasks=names(args.tasks), methods=names(args.methods),
+                                          sizes=names(args.sizes))
     out = args.out or f"runs/bench-{suite.name}"
     rows = Bench(suite, out, budget=args.budget, device=args.device, plugins=plugins).run()
     board = Leaderboard(rows)

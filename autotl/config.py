@@ -57,6 +57,14 @@ class SearchConfig:
         "subsample the training data to K examples per class (balanced); default: all",
         default=None,
     )
+    sample_only: bool = _help(
+        "with --n-per-class K: the K examples per class are all the search sees, as for a user "
+        "who has only K: validation comes out of them (below --fold-below per class, "
+        "repeated k-fold splits of all K, and the final model trains on all K). Default: "
+        "validation comes from the rest of the data (up to 100 per class), which simulates "
+        "small training data beside a generous validation set",
+        default=False,
+    )
     classes: list[str] | None = _help(
         "keep only these classes (default: all), e.g. to drop tiny categories", default=None
     )
@@ -127,12 +135,13 @@ class SearchConfig:
         "`autotl worker` processes join",
         default=None,
     )
-    workers: int = _help(
+    workers: int | None = _help(
         "processes on this machine that run the study's trials, each an `autotl worker` "
         "(one GPU each, round robin; on CPU the cores are split among them); without "
         "--storage they share a journal file in --out. 0: only create the study, for "
-        "workers started elsewhere",
-        default=1,
+        "workers started elsewhere. Default: one per visible GPU (CUDA_VISIBLE_DEVICES), "
+        "else 1",
+        default=None,
     )
     artifacts: Path | None = _help(
         "where trials' trained tensors are kept until the search picks one (default: "
@@ -225,6 +234,11 @@ class SearchConfig:
             (self.test_fraction is None or 0 < self.test_fraction < 1,
              f"test_fraction must be between 0 and 1, but got "
              f"test_fraction={self.test_fraction}."),
+            (not self.sample_only or self.n_per_class is not None,
+             "sample_only needs n_per_class: it says the K examples per class drawn by "
+             "--n-per-class K are all the search may see. Pass --n-per-class, or leave "
+             "--sample-only out (without --n-per-class the search already sees only your "
+             "data)."),
             (self.split_seed is None or self.split_seed >= 0,
              f"split_seed must be >= 0, but got split_seed={self.split_seed}."),
             (self.score_test in ("selected", "all"),
@@ -259,7 +273,8 @@ class SearchConfig:
             (self.grace_seconds > self.heartbeat_seconds,
              f"grace_seconds must exceed heartbeat_seconds ({self.heartbeat_seconds}), or a "
              f"live trial is taken as dead; but got grace_seconds={self.grace_seconds}."),
-            (self.workers >= 0, f"workers must be >= 0, but got workers={self.workers}."),
+            (self.workers is None or self.workers >= 0,
+             f"workers must be >= 0, but got workers={self.workers}."),
             (self.seeds >= 1, f"seeds must be at least 1, but got seeds={self.seeds}."),
             (self.prior_top >= 0, f"prior_top must be >= 0, but got {self.prior_top}."),
             (self.heads is None or len(self.heads) > 0,
@@ -268,16 +283,21 @@ class SearchConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
-        if self.workers > 1 and str(self.storage or "").startswith("sqlite"):
+        if (self.workers or 1) > 1 and str(self.storage or "").startswith("sqlite"):
             raise ConfigError(
                 f"--workers {self.workers} with --storage {self.storage}: SQLite is not safe "
                 "for several processes writing at once; leave out --storage (the workers then "
                 "share a journal file in --out) or use postgresql://….")
-        if self.sizes is not None and self.workers != 1:
+        if self.sizes is not None and self.workers not in (None, 1):
             raise ConfigError(
                 f"--sizes runs its studies one after another in this process, so --workers "
                 f"{self.workers} does not apply to it; run one `autotl search --n-per-class K "
                 f"--workers {self.workers}` per size instead (each its own study).")
+        if self.sizes is not None and self.sample_only:
+            raise ConfigError(
+                "--sizes with --sample-only: a size map's rungs share one validation set drawn "
+                "from the rest of the data, which --sample-only forbids. Run one `autotl search "
+                "--n-per-class K --sample-only` per size, or drop --sample-only.")
         if self.sizes is not None:
             from autotl.size_map import parse_sizes
 

@@ -131,7 +131,7 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     import numpy as np
 
     from autotl.cache import activation_key
-    from autotl.data import hold_out_test, load_data, prepare_splits, select_classes
+    from autotl.data import hold_out_test, keep_sample, load_data, prepare_splits, select_classes
     from autotl.data.splits import label_array
     from autotl.folds import plan_folds
 
@@ -163,13 +163,18 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
             "(`autotl list backbones` shows each one's modality)."
         )
     config = config.replace(backbone=spec.name, strategies=list(strategies),
-                            heads=list(heads))
+                            heads=list(heads), workers=resolve_workers(config))
+    if config.sample_only:
+        data = keep_sample(data, n_per_class=config.n_per_class, val_fraction=config.val_fraction,
+                           seed=config.data_seed)
     counts = np.bincount(label_array(data.train), minlength=len(data.class_names))
     if counts.max() == 1:  # one row per class: no row to score a trial on
         return Prepared(config, data, data.train, data.train.select([]), spec, strategies,
                         heads, {}, test=data.test, source_fingerprint=source_fingerprint,
                         prior_only=True)
-    train, val = prepare_splits(data, n_per_class=config.n_per_class,
+    # Under sample_only the data already is the K per class; validation comes out of it.
+    n_per_class = None if config.sample_only else config.n_per_class
+    train, val = prepare_splits(data, n_per_class=n_per_class,
                                 val_fraction=config.val_fraction, seed=config.data_seed)
     pool, scheme, folds = plan_folds(train, val, len(data.class_names),
                                      fold_below=config.fold_below, seed=config.data_seed)
@@ -191,6 +196,23 @@ def _prepare(config: SearchConfig, plugins: Plugins) -> Prepared:
     return Prepared(config, data, train, val, spec, strategies, heads, split_keys,
                     test=data.test, source_fingerprint=source_fingerprint,
                     strategies_named=named, pool=pool, fold_scheme=scheme, folds=folds)
+
+
+def resolve_workers(config: SearchConfig) -> int:
+    """``--workers`` as given, else one per GPU this process sees (``CUDA_VISIBLE_DEVICES``
+    narrows them), else 1. A size map, SQLite storage and a CPU-only device keep 1: the first
+    two are not safe for several processes, and CPU cores are better spent as threads of one."""
+    if config.workers is not None:
+        return config.workers
+    if (config.sizes or config.device not in ("auto", "cuda")
+            or str(config.storage or "").startswith("sqlite")):
+        return 1
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1:
+        log.info("%d GPUs visible: %d workers, one per GPU (--workers 1 to use one)", gpus, gpus)
+    return max(1, gpus)
 
 
 def _default_backbone(modality: str, plugins: Plugins) -> str:
@@ -730,7 +752,7 @@ def build_request(config: SearchConfig, prep: Prepared, plugins: Plugins) -> dic
     identity = {
         "data": prep.data.name, "data_fingerprint": prep.data.fingerprint,
         "backbone": config.backbone, "n_per_class": config.n_per_class,
-        "val_fraction": config.val_fraction, "test_fraction": config.test_fraction,
+        "sample_only": config.sample_only, "val_fraction": config.val_fraction, "test_fraction": config.test_fraction,
         "seed": config.seed, "split_seed": config.data_seed,
         "image_size": config.image_size, "pretrained": config.pretrained,
         "classes": config.classes, "max_length": config.max_length, "augment": config.augment,
@@ -745,6 +767,9 @@ def build_request(config: SearchConfig, prep: Prepared, plugins: Plugins) -> dic
     settings = {k: v for k, v in config.to_dict().items()
                 if k not in identity and k not in HOST_SETTINGS}
     return {"version": REQUEST_VERSION, "source": config.data, "identity": identity,
+            # the data as loaded, before a test fraction or a sample was cut from it: what
+            # result rows name a task's data by (every draw of it alike)
+            "source_fingerprint": prep.source_fingerprint,
             "settings": settings,
             "left_out": dict(prep.left_out),
             "plugins": {name: info.version for name, info in sorted(plugins.info.items())}}

@@ -78,7 +78,7 @@ def config_from_request(request: dict[str, Any], **host: Any) -> SearchConfig:
     another path here)."""
     identity, settings = request["identity"], request.get("settings", {})
     values = dict(settings)
-    for key in ("backbone", "n_per_class", "val_fraction", "test_fraction", "seed",
+    for key in ("backbone", "n_per_class", "sample_only", "val_fraction", "test_fraction", "seed",
                 "image_size", "pretrained", "classes", "max_length", "augment", "strategies",
                 "heads"):
         if key in identity:

@@ -186,3 +186,43 @@ def test_the_refit_trains_on_every_row_and_no_test_row(plugins, tmp_path,  # noq
 
     assert digest(prep.pool) == digest(prep.train) | digest(prep.val)
     assert not digest(prep.pool) & digest(prep.test)
+
+
+def ids(split) -> list[str]:  # noqa: ANN001
+    """Each row by content (image pixels and label), sorted."""
+    return sorted(hashlib.md5(np.asarray(row["image"]).tobytes() + bytes([row["label"]]))
+                  .hexdigest() for row in split)
+
+
+def test_sample_only_sees_exactly_the_rows_a_fixed_config_trains_on_and_nothing_else(
+        plugins) -> None:  # noqa: ANN001
+    """--sample-only K: the search's whole data is the K rows per class that the simulated
+    protocol trains on at the same seed (so a benchmark can pair them); validation and folds
+    come out of them, and the study's identity and cache keys tell it apart."""
+    from autotl.study import build_request
+
+    simulated = prepare(SearchConfig(**{**SETTINGS, "n_per_class": 5}), plugins)
+    real = prepare(SearchConfig(**{**SETTINGS, "n_per_class": 5, "sample_only": True}),
+                   plugins)
+    assert ids(real.pool) == ids(simulated.train)  # the same 5 rows per class, and only them
+    assert Counter(label_array(real.val).tolist()) == {c: 1 for c in range(3)}
+    assert Counter(label_array(real.train).tolist()) == {c: 4 for c in range(3)}
+    assert real.fold_scheme is not None and len(real.pool) == 15
+    assert ids(real.test) == ids(simulated.test)  # the test split is untouched
+    assert real.source_fingerprint == simulated.source_fingerprint
+    assert real.data.fingerprint != simulated.data.fingerprint
+    assert not set(real.split_keys.values()) & set(simulated.split_keys.values())
+    assert build_request(real.config, real, plugins)["identity"]["sample_only"] is True
+    # One row per class left: nothing to measure, the prior decides.
+    one = prepare(SearchConfig(**{**SETTINGS, "n_per_class": 1, "sample_only": True}),
+                  plugins)
+    assert one.prior_only and len(one.train) == 3
+
+
+def test_sample_only_is_refused_without_n_per_class_and_with_sizes() -> None:
+    from autotl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="sample_only needs n_per_class"):
+        SearchConfig(**{**SETTINGS, "n_per_class": None, "sample_only": True})
+    with pytest.raises(ConfigError, match="--sizes with --sample-only"):
+        SearchConfig(**{**SETTINGS, "sample_only": True, "sizes": ["2", "3"]})

@@ -281,3 +281,27 @@ def test_a_worker_killed_mid_trial_five_times_loses_no_completed_trial(
     for number, value in completed.items():  # every completed trial kept, as it was
         assert by_number[number].state == State.COMPLETE and by_number[number].value == value
     assert finished_count(trials) >= 20
+
+
+def test_workers_default_to_one_per_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No --workers: one per GPU the process sees; on CPU, with a size map or with SQLite
+    storage one (what several processes cannot share); a number given is kept."""
+    import torch
+
+    from autotl.config import SearchConfig
+    from autotl.study import prepare
+
+    plugins = load_plugins(extra=[tiny_components])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+
+    def workers(**settings: Any) -> int:
+        return prepare(SearchConfig(**{**TINY, **settings}), plugins).config.workers
+
+    assert workers() == 3
+    assert workers(device="cuda") == 3
+    assert workers(workers=1) == 1 and workers(workers=0) == 0
+    assert workers(device="cpu") == 1
+    assert workers(storage="sqlite:///x.db") == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert workers() == 1

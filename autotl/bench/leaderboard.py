@@ -19,14 +19,16 @@ from typing import Any
 from autotl.bench.regret import (
     ORACLE,
     MethodSummary,
+    OverDraws,
     Standing,
     config_key,
+    over_draws,
     standings,
     summarize,
 )
 from autotl.errors import ConfigError
 
-CSV_COLUMNS = ("task", "n_per_class", "protocol", "backbone", "method", "runs", "test_mean",
+CSV_COLUMNS = ("task", "n_per_class", "split_seed", "protocol", "backbone", "method", "runs", "test_mean",
                "test_sd", "val_mean", "regret", "regret_low", "regret_high", "noise_floor",
                "compute_seconds", "compute_fraction", "win", "strategies", "detail")
 
@@ -41,6 +43,7 @@ class Leaderboard:
         self.rows = rows
         self.table: list[Standing] = standings(rows)
         self.summary: list[MethodSummary] = summarize(self.table)
+        self.draws: list[OverDraws] = over_draws(self.table)
 
     def write(self, out: str | Path) -> list[Path]:
         out = Path(out)
@@ -56,6 +59,11 @@ class Leaderboard:
     def markdown(self) -> str:
         lines = ["# Leaderboard", "", self._intro(), "", "## Methods across the suite", ""]
         lines += _md_table(*self._summary_cells())
+        if self.draws:
+            lines += ["", "## Per task and size, over draws of the training rows", "",
+                      "Each draw is its own comparison against its own oracle; 'within noise' "
+                      "counts the draws whose regret interval reaches 0.", ""]
+            lines += _md_table(*self._draw_cells())
         lines += ["", "## Per task and size", ""]
         lines += _md_table(*self._table_cells())
         protocols = sorted({s.protocol for s in self.table})
@@ -93,9 +101,22 @@ class Leaderboard:
                 for m in self.summary]
         return header, rows
 
+    def _draw_cells(self) -> tuple[list[str], list[list[tuple[str, Any]]]]:
+        header = ["task", "size", "method", "draws", "mean regret", "regret per draw",
+                  "within noise", "mean test accuracy"]
+        rows = [[(d.task, d.task), (_size(d.n_per_class), _size_value(d.n_per_class)),
+                 (d.method, d.method), (str(d.draws), d.draws),
+                 (_num(d.mean_regret), d.mean_regret),
+                 (", ".join(f"{r:.3f}" for r in d.regrets), d.mean_regret),
+                 (f"{d.within_noise}/{d.draws}", d.within_noise),
+                 (_num(d.mean_test), d.mean_test)] for d in self.draws]
+        return header, rows
+
     def _table_cells(self) -> tuple[list[str], list[list[tuple[str, Any]]]]:
-        header = ["task", "size", "method", "test accuracy", "val accuracy", "regret [95% CI]",
-                  "noise floor", "compute s", "compute fraction", "runs", "strategy"]
+        draws = len({s.split_seed for s in self.table}) > 1
+        header = ["task", "size", *(["draw"] if draws else []), "method", "test accuracy",
+                  "val accuracy", "regret [95% CI]", "noise floor", "compute s",
+                  "compute fraction", "runs", "strategy"]
         rows = []
         for s in self.table:
             acc = _num(s.test_mean) + (f" ± {s.test_sd:.3f}" if s.test_sd is not None else "")
@@ -105,6 +126,7 @@ class Leaderboard:
             method = s.method + (" (win)" if s.win else "")
             strategy = s.detail or ", ".join(s.strategies)
             rows.append([(s.task, s.task), (_size(s.n_per_class), _size_value(s.n_per_class)),
+                         *([(str(s.split_seed), s.split_seed)] if draws else []),
                          (method, s.method), (acc, s.test_mean), (_num(s.val_mean), s.val_mean),
                          (regret, s.regret), (_num(s.noise_floor), s.noise_floor),
                          (f"{s.compute_seconds:.1f}", s.compute_seconds),
@@ -123,6 +145,8 @@ class Leaderboard:
             "<p class='hint'>Click a column header to sort by it; click again to reverse.</p>",
             "<h2>Methods across the suite</h2>",
             _html_table("summary", *self._summary_cells()),
+            *(["<h2>Per task and size, over draws of the training rows</h2>",
+               _html_table("draws", *self._draw_cells())] if self.draws else []),
             "<h2>Per task and size</h2>",
             _html_table("standings", *self._table_cells()),
             "<h2>Plots</h2>",

@@ -24,6 +24,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from autotl.bench.results import row_split_seed
+
 ORACLE = "oracle"
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.95
@@ -52,6 +54,7 @@ class Standing:
     compute_fraction: float | None = None
     win: bool = False
     detail: str = ""  # the oracle's best config, in words
+    split_seed: int = 0  # the draw of the rows
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -160,6 +163,7 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
         floor = noise_floor(oracle_rows)
         oracle_total = sum(r["compute_seconds"] for r in oracle_rows)
         group: list[Standing] = []
+        draw = row_split_seed(members[0])
         for method, runs in by_method.items():
             if method == ORACLE and best is not None:
                 _, best_runs = best
@@ -177,6 +181,7 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
                     if interval is not None:
                         standing.regret_low, standing.regret_high = interval
             standing.noise_floor = floor
+            standing.split_seed = draw
             if oracle_total > 0:
                 standing.compute_fraction = standing.compute_seconds / oracle_total
             group.append(standing)
@@ -244,4 +249,46 @@ def summarize(table: list[Standing]) -> list[MethodSummary]:
             mean_compute_fraction=_mean(fractions) if fractions else None))
     out.sort(key=lambda m: (m.method != ORACLE,
                             m.mean_regret if m.mean_regret is not None else 2.0, m.method))
+    return out
+
+
+@dataclass
+class OverDraws:
+    """A method at one task and size across draws of the training rows (each draw its own
+    comparison, against its own oracle)."""
+
+    task: str
+    n_per_class: int | None
+    method: str
+    draws: int
+    mean_regret: float
+    regrets: list[float]
+    within_noise: int  # draws whose regret interval reaches 0 (or below)
+    mean_test: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def over_draws(table: list[Standing]) -> list[OverDraws]:
+    """Regret per task, size and method, averaged over the draws that measured it; only
+    where some method was measured on 2 or more draws."""
+    by: dict[tuple[str, int | None, str], list[Standing]] = defaultdict(list)
+    for s in table:
+        if s.regret is not None:
+            by[(s.task, s.n_per_class, s.method)].append(s)
+    if not any(len(items) > 1 for items in by.values()):
+        return []
+    out = []
+    for (task, size, method), items in by.items():
+        regrets = [s.regret for s in sorted(items, key=lambda s: s.split_seed)
+                   if s.regret is not None]
+        out.append(OverDraws(
+            task=task, n_per_class=size, method=method, draws=len(items),
+            mean_regret=_mean(regrets), regrets=regrets,
+            within_noise=sum(1 for s in items if s.method == ORACLE
+                             or (s.regret_low is not None and s.regret_low <= 0)),
+            mean_test=_mean([s.test_mean for s in items])))
+    out.sort(key=lambda d: (d.task, d.n_per_class is None, d.n_per_class or 0,
+                            d.method != ORACLE, d.mean_regret, d.method))
     return out

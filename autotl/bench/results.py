@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("protocol", (str,), True, "how the splits and budgets were made (validation and "
            "test split, split seed, step budget, input size); rows compare only within one "
            "protocol"),
+    Column("split_seed", (int, type(None)), False, "the seed that drew the test, validation "
+           "and training rows (a benchmark's draw); absent: read from `protocol`, else 0"),
     Column("backbone", (str,), True, "backbone name (`autotl list backbones`)"),
     Column("backbone_params", (int, type(None)), False, "the backbone's parameter count"),
     Column("n_groups", (int, type(None)), False, "the backbone's layer groups (what "
@@ -402,13 +405,16 @@ def rows_from_study(study: Any, url: str = "", *,
     base = {
         "schema": SCHEMA_VERSION,
         "task": bench.get("task") or f"{Path(str(data)).name or data}+{backbone}",
-        "dataset": str(data), "data_fingerprint": request.get("data_fingerprint"),
+        "dataset": str(data),
+        "data_fingerprint": (attrs.get("request") or {}).get("source_fingerprint")
+        or request.get("data_fingerprint"),
         "n_per_class": request.get("n_per_class"),
         "n_train": attrs.get("n_train"), "n_val": attrs.get("n_val"),
         "n_test": attrs.get("n_test"),
         "n_classes": len(attrs["class_names"]) if attrs.get("class_names") else None,
         "modality": attrs.get("modality"),
         "protocol": bench.get("protocol") or protocol_of(request, attrs.get("modality")),
+        "split_seed": request.get("split_seed"),
         "backbone": backbone,
     }
     rows = []
@@ -464,6 +470,14 @@ def trial_seed(trial: Any, request: dict[str, Any]) -> int:
     if trial.user_attrs.get("seed") is not None:
         return int(trial.user_attrs["seed"])
     return int(request.get("seed", 0)) + trial.number
+
+
+def row_split_seed(row: dict[str, Any]) -> int:
+    """The seed that drew a row's splits: its column, else its protocol's, else 0."""
+    if row.get("split_seed") is not None:
+        return int(row["split_seed"])
+    found = re.search(r"split_seed=(\d+)", str(row.get("protocol", "")))
+    return int(found.group(1)) if found else 0
 
 
 def protocol_of(request: dict[str, Any], modality: str | None = None) -> str:

@@ -10,8 +10,12 @@ A benchmark grows no training loop of its own. For each task and size:
   recommends, with the whole search's training seconds as its compute. Its prior never holds
   records of the task's dataset (left out here, and again by the search itself).
 
-Every run's split seed is the task's (default 0), so all methods train and validate on the
-same rows and are scored on the same test split; only training seeds differ. Each run starts
+Every run's split seed is the task's (default 0) plus the draw, so within a draw all methods
+train on the same rows and are scored on the same test split; only training seeds differ. Under
+the suite's ``real`` protocol the searches see only the K rows per class (``sample_only``):
+``autotl`` as it is, ``autotl-one-split`` with one validation split carved out of the K (the
+search before fold scoring); at one row per class autotl recommends from its prior alone and
+that pick is trained on the row of each class, one run per search seed. Each run starts
 with a cold activation cache of its own, so its compute counts what it computed. Rows of a
 finished run are appended to ``<out>/results.jsonl`` at once; a rerun skips finished runs and
 resumes an interrupted study from its storage (``<out>/studies.db``).
@@ -31,12 +35,15 @@ from autotl.bench.results import (
     flat_request,
     protocol_of,
     read_rows_file,
+    row_split_seed,
     rows_from_study,
     write_rows,
 )
 from autotl.bench.suite import (
     AUTOTL,
+    AUTOTL_ONE_SPLIT,
     ORACLE,
+    SEARCHES,
     Suite,
     Task,
     baseline_params,
@@ -84,9 +91,14 @@ class Bench:
     # -- what is done ------------------------------------------------------------------------
 
     def finished(self, task: Task, size: int | None, method: str,
-                 seed: int | None = None) -> list[dict[str, Any]]:
+                 seed: int | None = None, draw: int = 0) -> list[dict[str, Any]]:
+        split_seed = self._split_seed(task, draw)
         return [r for r in self.rows if r["task"] == task.name and r["n_per_class"] == size
-                and r["method"] == method and (seed is None or r["seed"] == seed)]
+                and r["method"] == method and (seed is None or r["seed"] == seed)
+                and row_split_seed(r) == split_seed]
+
+    def _split_seed(self, task: Task, draw: int) -> int:
+        return int(dict(task.settings).get("split_seed", 0)) + draw
 
     def check(self) -> None:
         """Every name the suite uses, and every run's order, before anything trains."""
@@ -98,13 +110,16 @@ class Bench:
                 if baseline.threshold is None:
                     self.plugins.strategies.get(baseline.strategy)
             self.plugins.heads.get(self.suite.grid.head)
-            if AUTOTL in self.suite.methods and ORACLE not in self.suite.methods:
+            searches = set(SEARCHES) & set(self.suite.methods)
+            if searches and ORACLE not in self.suite.methods and not self.suite.search_trials:
                 for size in task.sizes:
-                    if not self.finished(task, size, ORACLE):
-                        raise ConfigError(
-                            f"autotl's budget is {self.budget} × the oracle's training seconds, "
-                            f"but {self.results} holds no oracle rows for task {task.name!r} "
-                            f"at {size_label(size)} per class; add 'oracle' to --methods.")
+                    for draw in range(self.suite.draws):
+                        if not self.finished(task, size, ORACLE, draw=draw):
+                            raise ConfigError(
+                                f"autotl's budget is {self.budget} × the oracle's training "
+                                f"seconds, but {self.results} holds no oracle rows for task "
+                                f"{task.name!r} at {size_label(size)} per class (draw {draw}); "
+                                "add 'oracle' to --methods.")
 
     # -- running ----------------------------------------------------------------------------
 
@@ -112,72 +127,122 @@ class Bench:
         """Every unfinished run of the suite; returns the rows of the whole folder."""
         self.check()
         self.out.mkdir(parents=True, exist_ok=True)
-        order = [m for m in (ORACLE, AUTOTL) if m in self.suite.methods]
+        order = [m for m in (ORACLE, *SEARCHES) if m in self.suite.methods]
         order += [m for m in self.suite.methods if m not in order]
         for task in self.suite.tasks:
             for size in task.sizes:
-                for method in order:
-                    if method == ORACLE:
-                        self.run_oracle(task, size)
-                    elif method == AUTOTL:
-                        for seed in range(self.suite.search_seeds):
-                            self.run_search(task, size, seed)
-                    else:
-                        self.run_baseline(task, size, method)
+                for draw in range(self.suite.draws):
+                    for method in order:
+                        if method == ORACLE:
+                            self.run_oracle(task, size, draw)
+                        elif method in SEARCHES:
+                            for seed in range(self.suite.search_seeds):
+                                self.run_search(task, size, seed, draw, method=method)
+                        else:
+                            self.run_baseline(task, size, method, draw)
         return self.rows
 
-    def run_oracle(self, task: Task, size: int | None) -> None:
-        if self.finished(task, size, ORACLE):
+    def run_oracle(self, task: Task, size: int | None, draw: int = 0) -> None:
+        if self.finished(task, size, ORACLE, draw=draw):
             return
         backbone = self._backbone(task)
         strategies = {n: self.plugins.strategies.get(n) for n in self.suite.grid.strategies}
         heads = {self.suite.grid.head: self.plugins.heads.get(self.suite.grid.head)}
         configs = grid_params(self.suite.grid, strategies, heads, backbone)
-        self._fixed(task, size, ORACLE, configs, list(strategies))
+        self._fixed(task, size, ORACLE, configs, list(strategies), draw)
 
-    def run_baseline(self, task: Task, size: int | None, method: str) -> None:
-        if self.finished(task, size, method):
+    def run_baseline(self, task: Task, size: int | None, method: str, draw: int = 0) -> None:
+        if self.finished(task, size, method, draw=draw):
             return
         baselines = dict(task.baselines)
         heads = {self.suite.grid.head: self.plugins.heads.get(self.suite.grid.head)}
         per_class = float(size) if size is not None else self._all_per_class(task)
         params = baseline_params(baselines[method], baselines, size, per_class,
                                  self.suite.grid, heads)
-        self._fixed(task, size, method, [params], [params["strategy"]])
+        self._fixed(task, size, method, [params], [params["strategy"]], draw)
 
-    def run_search(self, task: Task, size: int | None, seed: int) -> None:
-        if self.finished(task, size, AUTOTL, seed):
+    def run_search(self, task: Task, size: int | None, seed: int, draw: int = 0, *,
+                   method: str = AUTOTL) -> None:
+        if self.finished(task, size, method, seed, draw=draw):
             return
-        oracle = self.finished(task, size, ORACLE)
-        if not oracle:
+        real = self.suite.protocol == "real"
+        if method == AUTOTL_ONE_SPLIT and real and size == 1:
+            log.info("bench %s: %s at 1 per class: one split of one row per class leaves "
+                     "nothing to train or validate on, so the search before fold scoring has "
+                     "no answer; no row", self.suite.name, method)
+            return
+        oracle = self.finished(task, size, ORACLE, draw=draw)
+        if not oracle and not self.suite.search_trials:
             raise ConfigError(f"no oracle rows for task {task.name!r} at {size_label(size)} "
                               "per class; the search's budget is a fraction of its seconds.")
-        oracle_seconds = sum(r["compute_seconds"] for r in oracle)
-        name = f"{task.name}-{size_label(size)}pc-autotl-seed{seed}"
-        prior = self._prior_without(task, oracle[0])
+        name = f"{task.name}-{size_label(size)}pc{self._draw_label(draw)}-{method}-seed{seed}"
+        prior = self._prior_without(task, oracle[0] if oracle else None)
         settings = dict(task.settings)
-        run = {"seed": seed, "budget_seconds": self.budget * oracle_seconds,
-               "trials": SEARCH_TRIALS_PER_GRID_TRIAL * len(oracle), "prior": prior,
-               "score_test": "selected"}
+        run: dict[str, Any] = {"seed": seed, "prior": prior, "score_test": "selected"}
+        if self.suite.search_trials:
+            run["trials"] = self.suite.search_trials
+        else:
+            oracle_seconds = sum(r["compute_seconds"] for r in oracle)
+            run.update(budget_seconds=self.budget * oracle_seconds,
+                       trials=SEARCH_TRIALS_PER_GRID_TRIAL * len(oracle))
         if "strategies" not in settings:
             run["strategies"] = list(self.suite.grid.strategies)
-        self._study(task, size, name, {"method": AUTOTL, "rows": "selected", "seed": seed},
-                    run, queue=None)
+        if real:
+            run["sample_only"] = True
+        if method == AUTOTL_ONE_SPLIT:
+            run["fold_below"] = 0
+        if real and size == 1:  # the prior alone decides; its pick trains on the one row
+            self._prior_pick(task, size, seed, draw, run)
+            return
+        self._study(task, size, name, {"method": method, "rows": "selected", "seed": seed},
+                    run, queue=None, draw=draw)
+
+    def _prior_pick(self, task: Task, size: int, seed: int, draw: int,
+                    run: dict[str, Any]) -> None:
+        """At one row per class autotl measures nothing and recommends from its prior (the
+        prior without the task's data); that pick trains on the row of each class."""
+        from autotl.prior import trial_params
+        from autotl.study import prepare, prior_only_recommendation
+
+        name = f"{task.name}-{size_label(size)}pc{self._draw_label(draw)}-{AUTOTL}-seed{seed}"
+        config = task.config(size, study=name, out=self.out / "runs" / name,
+                             split_seed=self._split_seed(task, draw),
+                             **{k: v for k, v in run.items() if k != "score_test"})
+        prep = prepare(config, self.plugins)
+        pick = prior_only_recommendation(prep).recommended
+        if pick is None:
+            log.info("bench %s: the prior holds no record for task %s; no autotl row at 1 per "
+                     "class", self.suite.name, task.name)
+            return
+        backbone = self._backbone(task)
+        params = trial_params(pick, n_groups=backbone.n_groups,
+                              lr_range=self.plugins.strategies.get(pick.strategy).lr_range,
+                              heads=[self.suite.grid.head])
+        self._study(task, size, name, {"method": AUTOTL, "rows": "each", "seed": seed},
+                    {"seed": seed, "trials": 1, "prior": "none", "prune": False,
+                     "score_test": "all", "strategies": [pick.strategy],
+                     "heads": [self.suite.grid.head]}, queue=[params], draw=draw)
 
     # -- one study ---------------------------------------------------------------------------
 
+    def _draw_label(self, draw: int) -> str:
+        return f"-draw{draw}" if self.suite.draws > 1 else ""
+
     def _fixed(self, task: Task, size: int | None, method: str, configs: list[dict[str, Any]],
-               strategies: list[str]) -> None:
+               strategies: list[str], draw: int = 0) -> None:
         """``configs`` × ``seeds`` as one study: nothing sampled, nothing pruned, every trial
-        scored on the test split."""
-        name = f"{task.name}-{size_label(size)}pc-{method}"
+        scored on the test split. Under either protocol a fixed config trains on the K rows
+        per class (validation, from the rest of the data, chooses nothing here)."""
+        name = f"{task.name}-{size_label(size)}pc{self._draw_label(draw)}-{method}"
         queue = [c for _ in range(self.suite.seeds) for c in configs]
         run = {"seed": 0, "trials": len(queue), "prior": "none", "prune": False,
                "score_test": "all", "strategies": strategies, "heads": [self.suite.grid.head]}
-        self._study(task, size, name, {"method": method, "rows": "each"}, run, queue=queue)
+        self._study(task, size, name, {"method": method, "rows": "each"}, run, queue=queue,
+                    draw=draw)
 
     def _study(self, task: Task, size: int | None, name: str, bench: dict[str, Any],
-               run: dict[str, Any], queue: list[dict[str, Any]] | None) -> None:
+               run: dict[str, Any], queue: list[dict[str, Any]] | None,
+               draw: int = 0) -> None:
         import optuna
 
         from autotl.study import Session
@@ -188,7 +253,7 @@ class Bench:
         settings = dict(task.settings)
         config = task.config(size, study=name, storage=self.storage, out=self.out / "runs" / name,
                              device=self.device, cache_dir=cache,
-                             split_seed=settings.get("split_seed", 0), **run)
+                             split_seed=self._split_seed(task, draw), **run)
         finished = []
         if name in optuna.get_all_study_names(self.storage):  # a resumed run
             finished = [t for t in optuna.load_study(study_name=name, storage=self.storage)
@@ -241,9 +306,14 @@ class Bench:
         if self._environment is None:
             self._environment = environment(str(session.trainer.device))
         request = flat_request(session.study.user_attrs)
+        protocol = protocol_of(request, prep.data.modality)
+        if self.suite.protocol == "real":  # one string for every method of the draw
+            protocol = f"real: searches see only the K rows; {protocol}"
         row.update({
             "task": task.name,
-            "protocol": protocol_of(request, prep.data.modality),
+            "data_fingerprint": prep.source_fingerprint or row.get("data_fingerprint"),
+            "protocol": protocol,
+            "split_seed": request.get("split_seed", request.get("seed")),
             "n_train": len(prep.train), "n_val": len(prep.val),
             "n_test": len(prep.test) if prep.test is not None else None,
             "n_classes": len(prep.data.class_names), "modality": prep.data.modality,
@@ -273,7 +343,7 @@ class Bench:
                        self.plugins)
         return len(prep.train) / len(prep.data.class_names)
 
-    def _prior_without(self, task: Task, row: dict[str, Any]) -> str:
+    def _prior_without(self, task: Task, row: dict[str, Any] | None) -> str:
         """A prior file holding every record of the suite's prior except the task's dataset's
         (by name and fingerprint): the prior a benchmark's search may use."""
         from autotl.prior import FORMAT, leave_out, load_prior
@@ -281,6 +351,11 @@ class Bench:
         if self.prior == "none":
             return "none"
         records = load_prior(self.prior)
+        if row is None:  # no oracle row yet: the task's data, loaded for its name and digest
+            from autotl.study import prepare
+
+            prep = prepare(task.config(task.sizes[0]), self.plugins)
+            row = {"dataset": task.data, "data_fingerprint": prep.source_fingerprint}
         kept = leave_out(records, dataset=row["dataset"], fingerprint=row.get("data_fingerprint"))
         path = self.out / "priors" / f"{task.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,9 @@ A suite file (``benchmarks/suites/*.toml``)::
     budget = 0.25        # autotl's budget: this fraction of the oracle's training seconds
     prior = "default"    # autotl's prior ('none', or a file), less each task's own dataset
     methods = ["oracle", "autotl", "full", "head-only", "lora", "textbook"]
+    protocol = "simulated"  # or "real": the searches see only the K rows per class
+    draws = 1            # draws of the training rows (split seeds split_seed … + draws − 1)
+    search_trials = 8    # optional: searches run this many trials instead of a seconds budget
 
     [settings]           # `autotl search` settings every task shares (a task's own win)
     min_steps = 30
@@ -32,6 +35,15 @@ A suite file (``benchmarks/suites/*.toml``)::
     backbone = "offline:mobilenetv2-100"
     sizes = [5, 20, 50]
     image_size = 32      # any other `autotl search` setting
+
+**Protocols.** ``simulated`` (the default): every method trains on K rows per class and the
+searches validate on up to 100 per class from the rest of the data — small training data beside
+a generous validation set. ``real``: the searches (``autotl``, and ``autotl-one-split``, the
+search as it was before fold scoring: one validation split carved out of the K) see only the K
+rows per class (``autotl search --sample-only``), as a user who has only K does; the oracle and
+the fixed baselines train on exactly those K rows, so regret pairs the same rows. Each draw is
+its own comparison (rows carry ``split_seed``); size 1 is allowed, where autotl recommends from
+its prior alone and the bench trains that pick on the one row per class.
 
 **The grid's rules.** Learning rates: ``learning_rates`` values per strategy, log-spaced in
 the strategy's own range at the centres of equal log-width bins (for a range ``[lo, hi]`` and
@@ -60,11 +72,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ORACLE, AUTOTL, TEXTBOOK = "oracle", "autotl", "textbook"
+AUTOTL_ONE_SPLIT = "autotl-one-split"  # the search before fold scoring: one split, always
+SEARCHES = (AUTOTL, AUTOTL_ONE_SPLIT)
+PROTOCOLS = ("simulated", "real")
 # Settings autotl bench decides per run; a suite may not set them.
 RESERVED = ("trials", "timeout", "seed", "study", "storage", "out", "n_per_class", "sizes",
-            "prior", "prune", "score_test", "budget_seconds", "cache_dir", "device")
+            "prior", "prune", "score_test", "budget_seconds", "cache_dir", "device",
+            "sample_only")
 _TOP = {"name", "description", "seeds", "search_seeds", "budget", "methods", "prior",
-        "settings", "grid", "baselines", "tasks"}
+        "settings", "grid", "baselines", "tasks", "protocol", "draws", "search_trials"}
 _GRID = {"strategies", "freeze_fractions", "learning_rates", "lora", "head", "weight_decay"}
 
 
@@ -131,10 +147,14 @@ class Suite:
     description: str = ""
     known_methods: tuple[str, ...] = field(default=())
     prior: str = "default"  # autotl's prior, less the records of each task's own dataset
+    protocol: str = "simulated"  # "real": the searches see only the K rows per class
+    draws: int = 1  # draws of the training rows, each its own comparison
+    search_trials: int | None = None  # a fixed trial count for searches instead of a budget
 
-    def select(self, tasks: list[str] | None = None,
-               methods: list[str] | None = None) -> Suite:
-        """This suite restricted to some tasks and methods (named in errors when unknown)."""
+    def select(self, tasks: list[str] | None = None, methods: list[str] | None = None,
+               sizes: list[str] | None = None) -> Suite:
+        """This suite restricted to some tasks, methods and sizes (named in errors when
+        unknown)."""
         from dataclasses import replace
 
         chosen_tasks = self.tasks
@@ -148,6 +168,14 @@ class Suite:
             for name in methods:
                 _known(name, self.known_methods, f"{self.path}: --methods names", "method")
             chosen_methods = tuple(m for m in self.known_methods if m in methods)
+        if sizes:
+            known = sorted({"all" if s is None else str(s) for t in chosen_tasks for s in t.sizes})
+            for size in sizes:
+                _known(size, known, f"{self.path}: --sizes names", "size")
+            chosen_tasks = tuple(
+                replace(t, sizes=tuple(s for s in t.sizes
+                                       if ("all" if s is None else str(s)) in sizes))
+                for t in chosen_tasks)
         return replace(self, tasks=chosen_tasks, methods=chosen_methods)
 
 
@@ -207,8 +235,22 @@ def load_suite(path: str | Path) -> Suite:
                         f"{where} [baselines.{baseline.name}]: the rule uses baseline "
                         f"{side!r} for its learning rate, but the suite has no fixed baseline "
                         f"of that name; add [baselines.{side}].")
-    known_methods = (ORACLE, AUTOTL, *baselines)
-    methods = data.get("methods", list(known_methods))
+    protocol = _expect(data.get("protocol", "simulated"), str, where,
+                       "'protocol' must be 'simulated' or 'real'")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"{where}: 'protocol' must be 'simulated' (validation from the rest "
+                          "of the data) or 'real' (the searches see only the K rows per class), "
+                          f"but got {protocol!r}.")
+    draws = _expect(data.get("draws", 1), int, where, "'draws' must be a whole number >= 1")
+    search_trials = data.get("search_trials")
+    if search_trials is not None:
+        _expect(search_trials, int, where, "'search_trials' must be a whole number >= 1")
+    if draws < 1 or (search_trials is not None and search_trials < 1):
+        raise ConfigError(f"{where}: 'draws' and 'search_trials' must be at least 1, but got "
+                          f"draws={draws}, search_trials={search_trials}.")
+    known_methods = (ORACLE, AUTOTL, AUTOTL_ONE_SPLIT, *baselines)
+    # autotl-one-split is a before/after comparison: run when named
+    methods = data.get("methods", [m for m in known_methods if m != AUTOTL_ONE_SPLIT])
     _expect(methods, list, where, "'methods' must be a list of method names")
     for method in methods:
         _known(method, known_methods, f"{where}: 'methods' names", "method")
@@ -231,7 +273,8 @@ def load_suite(path: str | Path) -> Suite:
                  methods=tuple(methods), grid=grid, baselines=baselines, tasks=tuple(tasks),
                  description=str(data.get("description", "")), known_methods=known_methods,
                  prior=_expect(data.get("prior", "default"), str, where,
-                               "'prior' must be 'default', 'none' or a prior file"))
+                               "'prior' must be 'default', 'none' or a prior file"),
+                 protocol=protocol, draws=draws, search_trials=search_trials)
 
 
 def _reserved(table: dict[str, Any], where: str) -> None:
@@ -308,11 +351,11 @@ def _task(table: Any, settings: dict[str, Any], baselines: dict[str, Baseline],
     for size in raw:
         if size == "all":
             sizes.append(None)
-        elif isinstance(size, int) and not isinstance(size, bool) and size >= 2:
+        elif isinstance(size, int) and not isinstance(size, bool) and size >= 1:
             sizes.append(size)
         else:
-            raise ConfigError(f"{where}: sizes must be whole examples per class >= 2 (one to "
-                              f"train, one to validate) or 'all', but got {size!r}.")
+            raise ConfigError(f"{where}: sizes must be whole examples per class >= 1 or 'all', "
+                              f"but got {size!r}.")
     if len(set(sizes)) != len(sizes):
         raise ConfigError(f"{where}: 'sizes' repeats a size: {raw}.")
     # a task may restate a fixed baseline's settings (text encoders want smaller rates)

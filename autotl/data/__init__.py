@@ -7,6 +7,7 @@ from autotl.data.images import IMAGE_EXTENSIONS, check_images
 from autotl.data.sources import LoadedData, load_data
 from autotl.data.splits import (
     hold_out_test,
+    keep_sample,
     label_array,
     prepare_splits,
     select_classes,
@@ -18,6 +19,7 @@ __all__ = [
     "LoadedData",
     "check_images",
     "hold_out_test",
+    "keep_sample",
     "label_array",
     "load_data",
     "prepare_splits",

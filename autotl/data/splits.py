@@ -53,6 +53,24 @@ def prepare_splits(
             data.train.select(val_rows, keep_in_memory=True))
 
 
+def keep_sample(data: LoadedData, *, n_per_class: int, val_fraction: float,
+                seed: int) -> LoadedData:
+    """``data`` with ``train`` cut to the ``n_per_class`` rows per class that
+    :func:`prepare_splits` trains on at the same settings: a user who has only those rows.
+
+    The same rows, so a benchmark can pair a search that sees only them with fixed configs
+    trained on exactly them. The fingerprint covers the cut (the cache and the study identity
+    then tell the sample from the whole data)."""
+    import dataclasses
+    import hashlib
+
+    train, _ = prepare_splits(data, n_per_class=n_per_class, val_fraction=val_fraction,
+                              seed=seed)
+    digest = hashlib.sha256(
+        f"{data.fingerprint}|sample={n_per_class}|{val_fraction}|{seed}".encode()).hexdigest()
+    return dataclasses.replace(data, train=train, fingerprint=digest[:16])
+
+
 def hold_out_test(data: LoadedData, fraction: float, seed: int) -> LoadedData:
     """``data`` with ``fraction`` of each class moved from ``train`` into a new ``test`` split
     (seeded, stratified, at least one row per class and at least two left to split further),

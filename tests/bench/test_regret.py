@@ -103,3 +103,24 @@ def test_groups_are_task_size_and_protocol(toy_rows: list[dict]) -> None:
         [(5, "oracle"), (5, "autotl"), (5, "full"), (20, "oracle"), (20, "autotl")])
     without_oracle = standings([r for r in toy_rows if r["method"] != "oracle"])
     assert all(s.regret is None and s.compute_fraction is None for s in without_oracle)
+
+
+def test_draws_are_separate_comparisons_then_averaged(toy_rows: list[dict]) -> None:
+    """Each draw of the training rows is compared against its own oracle; over_draws
+    averages the per-draw regrets."""
+    from autotl.bench.regret import over_draws
+
+    assert over_draws(standings(toy_rows)) == []  # one draw: nothing to average
+    # draw 1: the same rows, but autotl now matches the oracle's best config exactly
+    second = [dict(r, split_seed=1, protocol=r["protocol"] + " d1") for r in toy_rows
+              if r["method"] != "autotl"]
+    second += [dict(r, split_seed=1, protocol=r["protocol"] + " d1", method="autotl")
+               for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
+    table = standings(toy_rows + second)
+    regrets = {(s.split_seed, s.method): s.regret for s in table}
+    assert math.isclose(regrets[(0, "autotl")], 0.625 - 0.5)
+    assert math.isclose(regrets[(1, "autotl")], 0.0)
+    by = {d.method: d for d in over_draws(table)}
+    assert by["autotl"].draws == 2 and math.isclose(by["autotl"].mean_regret, 0.0625)
+    assert by["autotl"].regrets == pytest.approx([0.125, 0.0])
+    assert by["autotl"].within_noise >= 1  # draw 1's interval is [0, 0]

@@ -143,3 +143,55 @@ def test_bench_refuses_what_it_cannot_measure(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--device must be one of .* but got 'gpu'"):
         Bench(only_search, tmp_path / "c", device="gpu")
     assert not (tmp_path / "b").exists()  # refused before any folder or study was made
+
+
+def test_the_real_protocol_pairs_searches_that_see_only_k_rows_with_fixed_configs_on_them(
+        tmp_path: Path) -> None:
+    """protocol = "real": autotl and autotl-one-split see only the K rows per class; the
+    oracle trains on exactly those rows; every draw is its own comparison; at 1 per class the
+    prior's pick is trained on the one row of each class."""
+    text = (SUITE.format(prior=_prior(tmp_path / "prior.json"), test="test_fraction = 0.2")
+            .replace("seeds = 2\nsearch_seeds = 2", "seeds = 1\nsearch_seeds = 1\n"
+                     "protocol = \"real\"\ndraws = 2\nsearch_trials = 2\n"
+                     "methods = [\"oracle\", \"autotl\", \"autotl-one-split\"]")
+            .replace("sizes = [5]", "sizes = [1, 4]")
+            .replace('["full", "subset", "head-only", "lora"]', '["full", "lora"]'))
+    path = tmp_path / "real.toml"
+    path.write_text(textwrap.dedent(text))
+    out = tmp_path / "bench"
+    assert main(["bench", str(path), "--out", str(out)]) == 0
+    rows = read_rows_file(out / "results.jsonl")
+    groups: dict[tuple, dict[str, list]] = {}
+    for row in rows:
+        groups.setdefault((row["n_per_class"], row["split_seed"]), {}) \
+            .setdefault(row["method"], []).append(row)
+    assert sorted(groups) == [(1, 0), (1, 1), (4, 0), (4, 1)]
+    for (size, _), methods in groups.items():
+        members = [r for rs in methods.values() for r in rs]
+        assert len({r["protocol"] for r in members}) == 1  # one comparison per draw
+        assert members[0]["protocol"].startswith("real: searches see only the K rows;")
+        assert len(methods["oracle"]) == 2
+        for row in methods["oracle"]:
+            assert row["n_train"] == 10 * size  # trained on exactly the K rows per class
+        assert len({r["test_correct"].__len__() for r in members}) == 1
+        if size == 4:
+            search = methods["autotl"][0]
+            # validation and folds came out of the same 40 rows, nothing else
+            assert search["n_train"] + search["n_val"] == 40
+            assert sorted(methods) == ["autotl", "autotl-one-split", "oracle"]
+        else:  # one row per class: no search possible, the prior's pick trained on them
+            assert sorted(methods) == ["autotl", "oracle"]
+            assert methods["autotl"][0]["strategy"] == "lora"  # the prior holds lora only
+            assert methods["autotl"][0]["n_train"] == 10
+    url = f"sqlite:///{out / 'studies.db'}"
+    folded = optuna.load_study(study_name="digits-tiny-4pc-draw1-autotl-seed0", storage=url)
+    one = optuna.load_study(study_name="digits-tiny-4pc-draw1-autotl-one-split-seed0",
+                            storage=url)
+    assert folded.user_attrs["request"]["identity"]["sample_only"] is True
+    assert folded.user_attrs["request"]["identity"]["folds"] is not None
+    assert one.user_attrs["request"]["identity"]["folds"] is None
+    # the draws are different rows of one dataset
+    assert len({r["data_fingerprint"] for r in rows}) == 1
+    oracle_0 = {r["test_correct"] for r in groups[(4, 0)]["oracle"]}
+    oracle_1 = {r["test_correct"] for r in groups[(4, 1)]["oracle"]}
+    assert oracle_0 != oracle_1

@@ -79,6 +79,9 @@ def test_a_suite_file_reads_with_defaults_and_task_settings(tmp_path: Path) -> N
         suite.select(methods=["autotll"])
     with pytest.raises(ConfigError, match="unknown task 'digits'"):
         suite.select(tasks=["digits"])
+    assert suite.select(sizes=["all", "5"]).tasks[0].sizes == (5, None)
+    with pytest.raises(ConfigError, match="unknown size '10'"):
+        suite.select(sizes=["10"])
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -93,8 +96,10 @@ def test_a_suite_file_reads_with_defaults_and_task_settings(tmp_path: Path) -> N
      "[baselines.full]: a fixed baseline needs 'lr'"),
     (("threshold = 20", "threshold = 20\nbelow = \"headonly\""),
      "the rule uses baseline 'headonly'"),
-    (("sizes = [20, 5, \"all\"]", "sizes = [20, 1]"), "sizes must be whole examples per class "
-                                                      ">= 2"),
+    (("sizes = [20, 5, \"all\"]", "sizes = [20, 0]"), "sizes must be whole examples per class "
+                                                      ">= 1"),
+    (("name = ", "protocol = \"few\"\nname = "), "'protocol' must be 'simulated'"),
+    (("name = ", "draws = 0\nname = "), "'draws' and 'search_trials' must be at least 1"),
     (("sizes = [20, 5, \"all\"]", "sizes = [5, 5]"), "repeats a size"),
     (("image_size = 32", "image_size = 32\nseed = 3"), "['seed'] are set by autotl bench"),
     (("image_size = 32", "image_sise = 32"), "unknown setting(s) in suite task 'digits-cnn': "

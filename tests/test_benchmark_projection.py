@@ -65,11 +65,12 @@ def test_a_projection_that_brackets_the_measured_winner(
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["measured_winner"] == {"20": "full", "100": "full"}
+    assert summary["draws"] == 1
     assert summary["bracketed_at"] == {"20": True, "100": True} and summary["bracketed"]
     assert summary["projected_win_probability"]["100"]["full"] > 0.9
     assert summary["from"] == [5, 10] and summary["to"] == [20, 100]
     assert any(s.startswith("At about 17 per class") and "full is expected to overtake "
-               "head-only" in s for s in summary["sentences"])
+               "head-only" in s for s in summary["per_draw"]["0"]["sentences"])
 
 
 def test_points_are_each_strategys_best_config_by_validation(script: ModuleType) -> None:
@@ -119,3 +120,36 @@ def test_bad_arguments_are_refused_with_what_to_do(
     assert "--from takes whole numbers" in capsys.readouterr().err
     assert script.main([str(results), "--task", "t", "--from", "5,10", "--to", "50"]) == 2
     assert "no rows at 50 per class to measure the winner with" in capsys.readouterr().err
+
+
+def test_each_draw_is_compared_on_its_own(
+        script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Draw 0 is task t (full wins at 100, as projected); draw 1 has t2's rows (head-only wins
+    # at 100, against the projection). Each draw carries its split seed in the protocol.
+    rows = [{**r, "protocol": "p split_seed=0", "split_seed": 0}
+            for r in _rows() if r["task"] == "t"]
+    rows += [{**r, "task": "t", "protocol": "p split_seed=1", "split_seed": 1}
+             for r in _rows() if r["task"] == "t2"]
+    results = tmp_path / "rows.jsonl"
+    write_rows(results, rows)
+    assert script.main([str(results), "--task", "t", "--from", "5,10", "--to", "100"]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["draws"] == 2
+    assert summary["measured_winners"] == {"100": ["full", "head-only"]}
+    assert summary["per_draw"]["0"]["bracketed_at"] == {"100": True}
+    assert summary["per_draw"]["1"]["bracketed_at"] == {"100": False}
+    assert summary["bracketed_share"] == {"100": 0.5} and summary["bracketed"] is True
+    assert "t (draw split_seed=1) at 100 per class (measured winner: head-only" in out
+
+
+def test_rows_of_other_protocols_need_one_named(
+        script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = _rows() + [{**r, "protocol": "q"} for r in _rows() if r["task"] == "t"]
+    results = tmp_path / "rows.jsonl"
+    write_rows(results, rows)
+    argv = [str(results), "--task", "t", "--from", "5,10", "--to", "100"]
+    assert script.main(argv) == 2
+    assert "has rows of 2 protocols ['p', 'q']; rows compare only within one: pass " \
+        "--protocol" in capsys.readouterr().err
+    assert script.main([*argv, "--protocol", "q"]) == 0

@@ -73,6 +73,11 @@ class SearchConfig:
         "5,20,100,all (writes size_map.json/.png)",
         default=None,
     )
+    project_to: list[str] | None = _help(
+        "with --sizes: sizes per class to project the learning curves to, e.g. 20,100 "
+        "(default: 2, 4 and 10 times the largest size measured)",
+        default=None,
+    )
     seeds: int = _help(
         "with --sizes: seeds each strategy's best config is trained with, for its spread",
         default=3,
@@ -222,7 +227,7 @@ class SearchConfig:
             self.cache_dir = Path(self.cache_dir)
         if self.artifacts is not None:
             self.artifacts = Path(self.artifacts)
-        for name in ("strategies", "heads", "classes", "sizes"):
+        for name in ("strategies", "heads", "classes", "sizes", "project_to"):
             value = getattr(self, name)
             if isinstance(value, str):
                 setattr(self, name, [v.strip() for v in value.split(",") if v.strip()])
@@ -307,6 +312,15 @@ class SearchConfig:
             from autotl.size_map import parse_sizes
 
             parse_sizes(self.sizes)
+        if self.project_to is not None:
+            from autotl.curves import parse_targets
+
+            if self.sizes is None:
+                raise ConfigError(
+                    f"--project-to {','.join(map(str, self.project_to))} projects a size map's "
+                    "learning curves, so it needs --sizes (e.g. --sizes 5,10 --project-to "
+                    "20,100).")
+            parse_targets(self.project_to)
 
     @classmethod
     def field_help(cls) -> dict[str, str]:

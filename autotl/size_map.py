@@ -153,6 +153,27 @@ class SizeMap:
     out: str = ""
     budget: str = ""  # the step-budget rule, in words
     data_fingerprint: str = ""  # of the data before a test fraction was held out
+    project_to: list[int] | None = None  # sizes per class to project to (default: curves')
+
+    def projection(self) -> tuple[Any, str | None]:
+        """The learning-curve projection from the rungs' fresh-seed validation accuracies,
+        or ``(None, why there is none)``. Test accuracy stays out: it is held out."""
+        from autotl.curves import CurvePoint, project
+
+        points: dict[str, list[CurvePoint]] = {}
+        for entry in self.entries:
+            n = entry.effective_per_class(self.n_classes)
+            for m in entry.measured:
+                points.setdefault(m.strategy, []).append(
+                    CurvePoint(n=n, accuracies=tuple(m.accuracies), n_eval=entry.n_val))
+        sizes = {p.n for items in points.values() for p in items}
+        if len(self.entries) < 2 or len(sizes) < 2:
+            return None, (f"{len(sizes)} size measured; a learning curve needs two or more "
+                          "(e.g. --sizes 5,10)")
+        if not any(len({p.n for p in items}) >= 2 for items in points.values()):
+            return None, "no strategy was measured at two or more sizes"
+        return project(points, targets=self.project_to), None
+
 
     def crossovers(self) -> str:
         """Which strategy wins where, in words."""
@@ -224,7 +245,52 @@ class SizeMap:
             "strategies": self.strategies, "seeds": self.seeds, "tolerance": self.tolerance,
             "crossovers": self.crossovers(), "noise": self.noise_notes(),
             "budget": self.budget, "data_fingerprint": self.data_fingerprint, "sizes": sizes,
+            "projection": _projection_dict(self),
         }
+
+
+def _projection_dict(size_map: SizeMap) -> dict[str, Any]:
+    projection, why = size_map.projection()
+    if projection is None:
+        return {"available": False, "reason": why, "sentences": [f"No projection: {why}."]}
+    return {"available": True, **projection.to_dict()}
+
+
+PROJECTION_BASIS = (
+    "Fitted to each strategy's validation accuracy (fresh seeds) at the sizes measured, as "
+    "acc(n) = a + b·ln(n) per strategy, with a seeded bootstrap over the seeds for the "
+    "intervals; test accuracy is held out and not used. Two to a few sizes cannot show where a "
+    "curve levels off, so a projection far beyond the largest size is uncertain.")
+
+
+def projection_table(size_map: SizeMap) -> tuple[list[str], list[list[str]]]:
+    """Projected accuracy (median, 80% interval) and win probability per target size."""
+    projection, _ = size_map.projection()
+    if projection is None:
+        return [], []
+    header = ["per class", *(f.strategy for f in projection.fits), "projected winner"]
+    rows = []
+    for target in projection.targets:
+        cells = [f"{target.n:g}"]
+        for f in projection.fits:
+            lo, hi = target.interval[f.strategy]
+            cells.append(f"{target.median[f.strategy]:.3f} ({lo:.3f}–{hi:.3f}), wins "
+                         f"{target.win_probability[f.strategy]:.0%}")
+        cells.append(target.winner())
+        rows.append(cells)
+    return header, rows
+
+
+def projection_markdown(size_map: SizeMap) -> list[str]:
+    data = _projection_dict(size_map)
+    lines = ["", "## What more data would change", ""]
+    lines += [f"- {s}" for s in data["sentences"]]
+    header, rows = projection_table(size_map)
+    if rows:
+        lines += ["", PROJECTION_BASIS, "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines
 
 
 def describe_winner(measured: Measured, n_groups: int) -> str:
@@ -244,14 +310,21 @@ def budget_rule(config: SearchConfig) -> str:
 
 
 def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any = None,
-                 progress: bool | None = None, seeds: int = 3) -> SizeMap:
-    """Run the ladder; each rung is an ordinary resumable study in the shared storage."""
+                 progress: bool | None = None, seeds: int = 3,
+                 project_to: list[Any] | None = None) -> SizeMap:
+    """Run the ladder; each rung is an ordinary resumable study in the shared storage.
+    ``project_to``: sizes per class the learning-curve projection reports (default 2×, 4×
+    and 10× the largest size)."""
     from autotl.plugins import load_plugins
     from autotl.study import Session, default_study_name
 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1, but got seeds={seeds}.")
     plugins = plugins or load_plugins()
+    if project_to is not None:
+        from autotl.curves import parse_targets
+
+        project_to = parse_targets(project_to)
     base = config.study or default_study_name(config.replace(n_per_class=None)) \
         .replace("-all-", "-sizes-")
     out = Path(config.out) if config.out else Path("runs") / base
@@ -275,7 +348,7 @@ def search_sizes(config: SearchConfig, sizes: list[int | None], *, plugins: Any 
                 backbone_params=session.backbone.n_params,
                 strategies=list(session.prep.strategies), seeds=seeds,
                 tolerance=config.tolerance, out=str(out), budget=budget_rule(config),
-                data_fingerprint=session.prep.source_fingerprint)
+                data_fingerprint=session.prep.source_fingerprint, project_to=project_to)
         size_map.entries.append(measure_rung(session, seeds))
         write_size_map(size_map, out)
         if session.interrupted:
@@ -436,6 +509,7 @@ def size_map_markdown(size_map: SizeMap) -> str:
         lines.append(f"| {size_label(entry.n_per_class)} | " + " | ".join(cells) + " | "
                      f"{describe_winner(best, entry.n_groups) if best else '–'} | "
                      f"{cheap.strategy if cheap else '–'} |")
+    lines += projection_markdown(size_map)
     return "\n".join(lines) + "\n"
 
 
@@ -470,7 +544,13 @@ def size_map_html(size_map: SizeMap, png: bytes | None) -> str:
         parts.append("<img alt='accuracy by size' src='data:image/png;base64,"
                      f"{base64.b64encode(png).decode()}'>")
     parts += [f"<p>{esc(_what_is_shown(size_map))}</p>",
-              _table(["per class", *size_map.strategies, "winner"], rows), "<h2>Each size</h2><ul>"]
+              _table(["per class", *size_map.strategies, "winner"], rows),
+              "<h2>What more data would change</h2>",
+              *(f"<p>{esc(s)}</p>" for s in _projection_dict(size_map)["sentences"])]
+    header, projected = projection_table(size_map)
+    if projected:
+        parts += [f"<p>{esc(PROJECTION_BASIS)}</p>", _table(header, projected)]
+    parts.append("<h2>Each size</h2><ul>")
     for entry in size_map.entries:
         link = f"{Path(entry.out).name}/report.html"
         parts.append(f"<li><a href='{esc(link)}'>{esc(size_label(entry.n_per_class))} per "

@@ -57,8 +57,9 @@ def search(data: str | SearchConfig | None = None, *, plugins: Plugins | None = 
     if config.sizes:
         from autotl.size_map import parse_sizes, search_sizes
 
-        return search_sizes(config.replace(sizes=None), parse_sizes(config.sizes),
-                            plugins=plugins, progress=progress, seeds=config.seeds)
+        return search_sizes(config.replace(sizes=None, project_to=None),
+                            parse_sizes(config.sizes), plugins=plugins, progress=progress,
+                            seeds=config.seeds, project_to=config.project_to)
     return run_search(config, plugins=plugins, progress=progress)
 
 

@@ -211,3 +211,25 @@ def test_val_data_beside_the_datas_own_validation_split_says_which_to_drop(
     err = capsys.readouterr().err
     assert err.startswith("autotl: error: ") and "Traceback" not in err
     assert "own validation split" in err and "Drop --val-data" in err
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("20,lots", "project_to must be whole numbers of examples per class, e.g. --project-to "
+                "20,100, but got 'lots'"),
+    ("0,100", "project_to sizes must be at least 1 example per class, but got 0"),
+])
+def test_bad_project_to_is_refused_before_any_training(
+        value: str, message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["search", "digits", "--sizes", "5,10", "--project-to", value,
+                 "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_project_to_without_sizes_is_refused_with_what_to_do(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["search", "digits", "--project-to", "20,100",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "so it needs --sizes (e.g. --sizes 5,10 --project-to 20,100)" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

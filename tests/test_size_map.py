@@ -38,6 +38,10 @@ def test_one_per_class_is_a_size(tmp_path: Path) -> None:
     out = tmp_path / "map"
     size_map = search(plugins=plugins, progress=False, sizes="1", seeds=1, **_settings(out))
     assert size_map.entries[0].n_train == 3  # one per class; validation drawn apart
+    projection = json.loads((out / "size_map.json").read_text())["projection"]
+    assert projection["available"] is False
+    assert "1 size measured; a learning curve needs two or more" in projection["reason"]
+    assert "No projection: 1 size measured" in (out / "size_map.md").read_text()
 
 
 def test_parse_sizes() -> None:
@@ -65,7 +69,8 @@ def test_the_size_map_figure_leaves_the_users_plot_backend(user_globals: dict) -
 def test_size_map_measures_every_strategy_at_every_size(tmp_path: Path) -> None:
     plugins = load_plugins(extra=[tiny_components])
     out = tmp_path / "map"
-    size_map = search(plugins=plugins, progress=False, sizes="4,8", seeds=2, **_settings(out))
+    size_map = search(plugins=plugins, progress=False, sizes="4,8", seeds=2, project_to="12,40",
+                      **_settings(out))
     data = json.loads((out / "size_map.json").read_text())
     assert [s["n_per_class"] for s in data["sizes"]] == [4, 8]
     for rung in data["sizes"]:
@@ -98,6 +103,24 @@ def test_size_map_measures_every_strategy_at_every_size(tmp_path: Path) -> None:
     assert (out / "size_map.png").read_bytes()[:4] == b"\x89PNG"
     assert "data:image/png;base64," in (out / "report.html").read_text()
     assert (out / "4pc" / "recommendation.json").is_file()
+    # The learning-curve projection: every strategy fitted to its fresh-seed validation
+    # accuracies at 4 and 8 per class (never the test scores), projected to 12 and 40.
+    projection = data["projection"]
+    assert projection["available"] is True
+    assert {f["strategy"] for f in projection["fits"]} == set(STRATEGIES)
+    for fit in projection["fits"]:
+        assert fit["sizes"] == [4, 8]
+        assert fit["means"] == [pytest.approx(statistics.fmean(m["accuracies"]))
+                                for rung in data["sizes"] for m in rung["per_strategy"]
+                                if m["strategy"] == fit["strategy"]]
+    assert [t["n_per_class"] for t in projection["targets"]] == [12, 40]
+    for target in projection["targets"]:
+        assert sum(target["win_probability"].values()) == pytest.approx(1.0)
+    assert len(projection["crossings"]) == 3  # one per pair of strategies
+    assert projection["sentences"] and "test accuracy is held out" in projection["basis"]
+    for page in ("size_map.md", "report.html"):
+        text = (out / page).read_text()
+        assert "What more data would change" in text and projection["sentences"][0][:30] in text
 
 
 def test_resumed_size_map_does_not_repeat_reruns(tmp_path: Path) -> None:

@@ -62,7 +62,8 @@ class SearchConfig:
         "who has only K: validation comes out of them (below --fold-below per class, "
         "repeated k-fold splits of all K, and the final model trains on all K). Default: "
         "validation comes from the rest of the data (up to 100 per class), which simulates "
-        "small training data beside a generous validation set",
+        "small training data beside a generous validation set. (A validation set of your "
+        "own, --val-data or the data's split, stays the validation set; all K rows train)",
         default=False,
     )
     classes: list[str] | None = _help(

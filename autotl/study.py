@@ -827,7 +827,9 @@ def check_or_record_request(study: Any, config: SearchConfig, prep: Prepared,
         study.set_user_attr("modality", prep.data.modality)
         return
     before, now = stored.get("identity", {}), request["identity"]
-    diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
+    # A setting an older autotl did not record, now at its off value, is the same experiment.
+    diff = {k: (before.get(k), v) for k, v in now.items()
+            if before.get(k) != v and not (k not in before and v in (None, False))}
     if joining and "data_fingerprint" in diff:
         source = stored.get("source") or before.get("data")
         raise ConfigError(

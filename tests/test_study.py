@@ -199,6 +199,23 @@ def test_resume_with_other_settings_is_refused(plugins, tmp_path: Path) -> None:
         _search(plugins, out, trials=1, study="fixed", seed=1)
 
 
+def test_a_study_from_an_older_autotl_resumes_when_new_settings_are_off(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    """Settings an older autotl did not record (``sample_only``, ``validation``) are the
+    same experiment at their off value; switched on, they are refused like any change."""
+    out = tmp_path / "run"
+    _search(plugins, out, trials=1, study="old", n_per_class=4)
+    study = optuna.load_study(study_name="old", storage=f"sqlite:///{out / 'study.db'}")
+    request = study.user_attrs["request"]
+    for key in ("sample_only", "validation"):
+        del request["identity"][key]
+    study.set_user_attr("request", request)
+    _search(plugins, out, trials=1, study="old", n_per_class=4)
+    assert len([t for t in study.get_trials() if t.state.is_finished()]) == 2
+    with pytest.raises(ConfigError, match="other settings.*sample_only: stored None, now True"):
+        _search(plugins, out, trials=1, study="old", n_per_class=4, sample_only=True)
+
+
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(plugins, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     rec = _search(plugins, out, strategies=["test:explode", "head-only"], trials=3)

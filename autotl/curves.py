@@ -1,12 +1,16 @@
 """Learning curves: what more data would change, projected from scores at a few sizes.
 
-Each strategy's accuracy is fitted as ``acc(n) = a + b·ln(n)`` in ``n`` (examples per class),
-by least squares weighted by each point's standard error, and clipped to [0, 1] when projected.
-The form has two parameters because a size map has two to five sizes: a saturating curve
-(power law to an asymptote, three or more parameters) is not identifiable from so few points,
-and with exactly two sizes only a line through them is. The log-linear form never saturates, so
-a strategy with the steeper slope always overtakes in the end; that is why crossings are only
-looked for within a horizon, and why the far end of any projection is uncertain.
+Each strategy's error rate is fitted as a power law in ``n`` (examples per class),
+``1 − acc(n) = exp(a + b·ln n)`` — a straight line in log error against log size — by least
+squares weighted by each point's standard error (carried to the log scale). Learning curves of
+this kind are close to power laws in the error over wide ranges (Hestness et al., "Deep Learning
+Scaling is Predictable, Empirically", 2017), and the form cannot run past accuracy 1, where a
+line in accuracy would (and would then tie every fast learner at 1). It has two parameters
+because a size map has two to five sizes: a power law to an asymptote (three or more
+parameters) is not identifiable from so few points, and with exactly two sizes only the line
+through them is. Without an asymptote a strategy with the steeper slope always overtakes in the
+end; that is why crossings are only looked for within a horizon, and why the far end of any
+projection is uncertain.
 
 Uncertainty comes from a seeded parametric bootstrap: in every draw each point is re-drawn (its
 per-seed accuracies resampled with replacement, plus the binomial noise of a finite validation
@@ -34,6 +38,7 @@ TARGET_FACTORS = (2, 4, 10)  # default targets, times the largest measured size
 HORIZON_FACTOR = 100  # crossings are looked for up to this many times the largest size …
 HORIZON_CAP = 100_000  # … but never beyond this many per class
 MIN_SE = 0.005  # a floor, so an exactly repeated score does not get infinite weight
+MIN_ERROR = 1e-3  # the smallest error a point may claim: a perfect score has no finite log
 LIKELY = 0.5  # share of draws from which an overtaking is called expected
 POSSIBLE = 0.2  # … and from which it is worth a sentence at all
 SEPARATED = 0.8  # share of draws the leader must lead in for the ranking to count as known
@@ -100,10 +105,10 @@ class Fit:
     ses: list[float]
 
     def at(self, n: float) -> float:
-        return float(np.clip(self.a + self.b * math.log(n), 0.0, 1.0))
+        return float(_accuracy(self.a + self.b * math.log(n)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "form": "a + b*ln(n), clipped to [0, 1]",
+        return {"strategy": self.strategy, "form": FORM,
                 "a": self.a, "b": self.b, "a_interval": list(self.a_interval),
                 "b_interval": list(self.b_interval), "sizes": self.sizes,
                 "means": self.means, "ses": self.ses}
@@ -199,7 +204,7 @@ class Projection:
         return {
             "basis": "validation accuracy of each strategy's pick at each size (fresh seeds); "
                      "test accuracy is held out and not used",
-            "form": "acc(n) = a + b*ln(n), weighted least squares, clipped to [0, 1]",
+            "form": FORM,
             "draws": self.draws, "seed": self.seed, "interval": INTERVAL,
             "largest_measured": self.largest, "horizon": self.horizon,
             "leader": self.leader, "leader_share": self.leader_share,
@@ -255,12 +260,29 @@ def _check_point(strategy: str, point: CurvePoint) -> None:
         raise ConfigError(f"{where}: se must be >= 0, but got {point.given_se}.")
 
 
+FORM = "1 - acc(n) = exp(a + b*ln(n)), weighted least squares in log error"
+
+
+def _log_error(acc: Any) -> np.ndarray:
+    """ln(1 − accuracy), the error floored at MIN_ERROR (and at most 1)."""
+    return np.log(np.clip(1.0 - np.asarray(acc, float), MIN_ERROR, 1.0))
+
+
+def _log_error_se(acc: Any, se: Any) -> np.ndarray:
+    """A standard error of accuracy carried to ln(error) (first order: se / error)."""
+    return np.asarray(se, float) / np.clip(1.0 - np.asarray(acc, float), MIN_ERROR, 1.0)
+
+
+def _accuracy(log_error: Any) -> np.ndarray:
+    return np.clip(1.0 - np.exp(np.minimum(log_error, 0.0)), 0.0, 1.0)
+
+
 def fit_line(sizes: Sequence[float], means: Sequence[float],
              ses: Sequence[float]) -> tuple[float, float]:
-    """Weighted least squares of mean on ln(size): ``(a, b)``."""
-    x, y, w = np.log(np.asarray(sizes, float)), np.asarray(means, float), \
-        1.0 / np.square(np.asarray(ses, float))
-    coef = _solver(x, w) @ y
+    """Weighted least squares of ln(1 − mean accuracy) on ln(size): ``(a, b)``."""
+    x = np.log(np.asarray(sizes, float))
+    w = 1.0 / np.square(_log_error_se(means, ses))
+    coef = _solver(x, w) @ _log_error(means)
     return float(coef[0]), float(coef[1])
 
 
@@ -315,11 +337,11 @@ def project(points: Points, *, targets: Sequence[float] | None = None,
         items = usable[strategy]
         x = np.log([p.n for p in items])
         ses = np.array([p.se for p in items])
-        solver = _solver(x, 1.0 / np.square(ses))
         means = np.array([p.mean for p in items])
-        a, b = solver @ means
+        solver = _solver(x, 1.0 / np.square(_log_error_se(means, ses)))
+        a, b = solver @ _log_error(means)
         sampled = np.stack([p.draw(rng, draws) for p in items])  # P × draws
-        coef = solver @ sampled
+        coef = solver @ _log_error(sampled)
         a_draws.append(coef[0])
         b_draws.append(coef[1])
         fits.append(Fit(strategy=strategy, a=float(a), b=float(b),
@@ -328,7 +350,7 @@ def project(points: Points, *, targets: Sequence[float] | None = None,
     A, B = np.stack(a_draws), np.stack(b_draws)  # strategies × draws
 
     def accuracy(n: float) -> np.ndarray:
-        return np.clip(A + B * math.log(n), 0.0, 1.0)
+        return _accuracy(A + B * math.log(n))
 
     now = accuracy(largest)
     point_now = {f.strategy: f.at(largest) for f in fits}
@@ -357,17 +379,17 @@ def project(points: Points, *, targets: Sequence[float] | None = None,
 
 def _crossing(names: list[str], A: np.ndarray, B: np.ndarray, i: int, j: int, largest: float,
               horizon: float) -> Crossing:
-    """Draws in which ``i``, behind ``j`` at the largest size, passes it before the horizon,
-    strictly between accuracy 0 and 1 (two curves clipped at 1 tie rather than cross)."""
+    """Draws in which ``i``, behind ``j`` at the largest size (a higher log error), passes it
+    before the horizon, above accuracy 0 (two curves floored at 0 tie rather than cross)."""
     da, db = A[i] - A[j], B[i] - B[j]
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_n = np.where(db > 0, -da / db, np.inf)
-    behind_now = da + db * math.log(largest) < 0
+        log_n = np.where(db < 0, -da / db, np.inf)
+    behind_now = da + db * math.log(largest) > 0
     log_n = np.minimum(log_n, 700.0)  # exp() stays finite; far past any horizon anyway
     n = np.exp(log_n)
     level = A[i] + B[i] * log_n
-    inside = (level > 0.0) & (level < 1.0)
-    crossed = behind_now & (db > 0) & (n <= horizon) & inside
+    inside = level < 0.0
+    crossed = behind_now & (db < 0) & (n <= horizon) & inside
     share = float(crossed.mean())
     if crossed.any():
         sizes = n[crossed]

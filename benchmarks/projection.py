@@ -9,7 +9,8 @@ storages as `autotl leaderboard` takes them) of one task and one protocol, draw 
   config by mean validation accuracy; its per-seed validation accuracies are the point (rows of
   one config with one seed are one run, however many methods report it), scored on `n_val`
   rows where the rows say so. Test accuracy never enters the fit.
-- **Projection**: `autotl.curves.project` (acc = a + b·ln n per strategy, seeded bootstrap) to
+- **Projection**: `autotl.curves.project` (1 − acc = exp(a + b·ln n) per strategy, seeded
+  bootstrap) to
   the to-sizes.
 - **Measured winner** at a to-size: the strategy with the best mean TEST accuracy among the rows
   at that size (each strategy by its best config's mean over seeds; a tie goes to the strategy

@@ -192,19 +192,18 @@ class Bench:
         if method == AUTOTL_ONE_SPLIT:
             run["fold_below"] = 0
         if real and size == 1:  # the prior alone decides; its pick trains on the one row
-            self._prior_pick(task, size, seed, draw, run)
+            self._prior_pick(task, size, name, seed, draw, run)
             return
         self._study(task, size, name, {"method": method, "rows": "selected", "seed": seed},
                     run, queue=None, draw=draw)
 
-    def _prior_pick(self, task: Task, size: int, seed: int, draw: int,
+    def _prior_pick(self, task: Task, size: int, name: str, seed: int, draw: int,
                     run: dict[str, Any]) -> None:
         """At one row per class autotl measures nothing and recommends from its prior (the
         prior without the task's data); that pick trains on the row of each class."""
         from autotl.prior import trial_params
         from autotl.study import prepare, prior_only_recommendation
 
-        name = f"{task.name}-{size_label(size)}pc{self._draw_label(draw)}-{AUTOTL}-seed{seed}"
         config = task.config(size, study=name, out=self.out / "runs" / name,
                              split_seed=self._split_seed(task, draw),
                              **{k: v for k, v in run.items() if k != "score_test"})

@@ -179,6 +179,9 @@ def add_bench_commands(sub: Any) -> None:
                    "autotl-one-split, and the suite's baselines)")
     p.add_argument("--sizes", help="only these sizes of each task (comma-separated examples "
                    "per class, or 'all'), e.g. 5,20")
+    p.add_argument("--draws", help="only these draws of the training rows, for a suite with "
+                   "draws = N (comma-separated, numbered from 0), e.g. 1,2: lets several "
+                   "processes, each with its own --out, share a suite's draws")
     p.add_argument("--budget", type=float, help="autotl's budget as a fraction of the "
                    "oracle's training seconds (default: the suite's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
@@ -488,7 +491,7 @@ def cmd_bench(args: argparse.Namespace, plugins: Plugins) -> int:
         return [v.strip() for v in text.split(",") if v.strip()] if text else None
 
     suite = load_suite(args.suite).select(tasks=names(args.tasks), methods=names(args.methods),
-                                          sizes=names(args.sizes))
+                                          sizes=names(args.sizes), draws=names(args.draws))
     out = args.out or f"runs/bench-{suite.name}"
     rows = Bench(suite, out, budget=args.budget, device=args.device, plugins=plugins).run()
     board = Leaderboard(rows)

@@ -113,7 +113,7 @@ class Bench:
             searches = set(SEARCHES) & set(self.suite.methods)
             if searches and ORACLE not in self.suite.methods and not self.suite.search_trials:
                 for size in task.sizes:
-                    for draw in range(self.suite.draws):
+                    for draw in self.suite.draw_indices:
                         if not self.finished(task, size, ORACLE, draw=draw):
                             raise ConfigError(
                                 f"autotl's budget is {self.budget} × the oracle's training "
@@ -131,7 +131,7 @@ class Bench:
         order += [m for m in self.suite.methods if m not in order]
         for task in self.suite.tasks:
             for size in task.sizes:
-                for draw in range(self.suite.draws):
+                for draw in self.suite.draw_indices:
                     for method in order:
                         if method == ORACLE:
                             self.run_oracle(task, size, draw)

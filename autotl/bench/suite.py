@@ -150,10 +150,16 @@ class Suite:
     protocol: str = "simulated"  # "real": the searches see only the K rows per class
     draws: int = 1  # draws of the training rows, each its own comparison
     search_trials: int | None = None  # a fixed trial count for searches instead of a budget
+    only_draws: tuple[int, ...] | None = None  # run only these draws (``--draws``); None: all
+
+    @property
+    def draw_indices(self) -> tuple[int, ...]:
+        """The draws this run covers: all of ``range(draws)`` unless ``--draws`` chose some."""
+        return self.only_draws if self.only_draws is not None else tuple(range(self.draws))
 
     def select(self, tasks: list[str] | None = None, methods: list[str] | None = None,
-               sizes: list[str] | None = None) -> Suite:
-        """This suite restricted to some tasks, methods and sizes (named in errors when
+               sizes: list[str] | None = None, draws: list[str] | None = None) -> Suite:
+        """This suite restricted to some tasks, methods, sizes and draws (named in errors when
         unknown)."""
         from dataclasses import replace
 
@@ -176,7 +182,15 @@ class Suite:
                 replace(t, sizes=tuple(s for s in t.sizes
                                        if ("all" if s is None else str(s)) in sizes))
                 for t in chosen_tasks)
-        return replace(self, tasks=chosen_tasks, methods=chosen_methods)
+        chosen_draws = self.only_draws
+        if draws:
+            known = [str(d) for d in range(self.draws)]
+            for draw in draws:
+                _known(draw, known, f"{self.path}: --draws names (the suite has draws = "
+                       f"{self.draws}, numbered from 0)", "draw")
+            chosen_draws = tuple(d for d in range(self.draws) if str(d) in draws)
+        return replace(self, tasks=chosen_tasks, methods=chosen_methods,
+                       only_draws=chosen_draws)
 
 
 def _known(name: str, known: Any, where: str, what: str) -> None:

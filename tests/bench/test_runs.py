@@ -195,3 +195,17 @@ def test_the_real_protocol_pairs_searches_that_see_only_k_rows_with_fixed_config
     oracle_0 = {r["test_correct"] for r in groups[(4, 0)]["oracle"]}
     oracle_1 = {r["test_correct"] for r in groups[(4, 1)]["oracle"]}
     assert oracle_0 != oracle_1
+
+
+def test_draws_runs_only_the_draws_named(tmp_path: Path) -> None:
+    """`--draws 1` trains draw 1's rows (split seed 1) and nothing of draw 0."""
+    text = (SUITE.format(prior=_prior(tmp_path / "prior.json"), test="test_fraction = 0.2")
+            .replace("seeds = 2\nsearch_seeds = 2", "seeds = 1\nsearch_seeds = 1\n"
+                     "protocol = \"real\"\ndraws = 2\nmethods = [\"oracle\"]")
+            .replace('["full", "subset", "head-only", "lora"]', '["head-only"]'))
+    path = tmp_path / "real.toml"
+    path.write_text(textwrap.dedent(text))
+    out = tmp_path / "bench"
+    assert main(["bench", str(path), "--draws", "1", "--out", str(out)]) == 0
+    rows = read_rows_file(out / "results.jsonl")
+    assert rows and {r["split_seed"] for r in rows} == {1}

@@ -84,6 +84,14 @@ def test_a_suite_file_reads_with_defaults_and_task_settings(tmp_path: Path) -> N
         suite.select(sizes=["10"])
 
 
+def test_draws_can_be_chosen_by_number_and_an_unknown_one_is_named(tmp_path: Path) -> None:
+    suite = load_suite(_write(tmp_path, GOOD.replace('budget = 0.25', 'budget = 0.25\ndraws = 3')))
+    assert suite.draw_indices == (0, 1, 2)  # every draw unless some are chosen
+    assert suite.select(draws=["2", "0"]).draw_indices == (0, 2)
+    with pytest.raises(ConfigError, match="draws = 3, numbered from 0\\) an unknown draw '3'"):
+        suite.select(draws=["3"])
+
+
 @pytest.mark.parametrize(("edit", "message"), [
     (("budget = 0.25", "budget = 2"), "'budget' must be in (0, 1]"),
     (("seeds = 2", "seeds = 0"), "must be at least 1"),

@@ -135,9 +135,11 @@ def _why(rec: Recommendation, rows: list[dict[str, Any]] | None = None) -> list[
         p = rec.prior
         left = (f", {p['left_out_own_data']} records of this dataset left out"
                 if p.get("left_out_own_data") else "")
+        none = (f"; none is a record of {rec.dataset['modality']} data, so the prior played "
+                "no part" if p.get("of_modality") == 0 and p["used"] else "")
         reasons.append(f"Prior: {p['used']} of {p['records']} records used{left}"
                        + (f" (from {', '.join(p['sources'])})" if p.get("sources") else "")
-                       + ".")
+                       + none + ".")
     if rec.cache and (rec.cache.get("hits") or rec.cache.get("misses")):
         c = rec.cache
         reasons.append(f"Activation cache: {c['hits']} hits, {c['misses']} computed, "

@@ -416,6 +416,8 @@ class Session:
             self.study.set_user_attr("prior", {
                 "prior": str(config.prior), "records": len(records), "used": len(used),
                 "left_out_own_data": 0 if config.prior_own_data else len(own),
+                # only records of the data's modality can say anything (prior.distance)
+                "of_modality": sum(r["modality"] == prep.data.modality for r in used),
                 "sources": sources, "suggestions": [s.to_dict() for s in suggestions]})
             if params:
                 log.info("prior (%s, %d of %d records%s) suggests trying first: %s",

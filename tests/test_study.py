@@ -336,6 +336,20 @@ def test_a_prior_never_serves_records_of_the_data_being_searched(plugins,  # noq
     assert _trials(out2)[0]["origin"] == "prior"
 
 
+def test_a_prior_of_another_modality_is_said_to_play_no_part(plugins,  # noqa: ANN001
+                                                            tmp_path: Path) -> None:
+    prior = _prior_of(tmp_path, "some-text")
+    data = json.loads(prior.read_text())
+    data["records"][0]["modality"] = "text"
+    prior.write_text(json.dumps(data))
+    out = tmp_path / "run"
+    rec = _search(plugins, out, trials=1, prior=str(prior))
+    assert "prior" not in {r["origin"] for r in _trials(out)}
+    assert rec.prior["used"] == 1 and rec.prior["of_modality"] == 0
+    assert ("none is a record of image data, so the prior played no part"
+            in (out / "report.md").read_text())
+
+
 def test_trials_say_where_their_config_came_from(plugins, tmp_path: Path) -> None:  # noqa: ANN001
     out = tmp_path / "run"
     rec = _search(plugins, out, trials=6, strategies=["full", "head-only"])

@@ -170,7 +170,9 @@ def add_bench_commands(sub: Any) -> None:
         "and the leaderboard to OUT/leaderboard/; rerunning skips finished runs.",
         epilog="examples:\n  autotl bench benchmarks/suites/smoke.toml\n"
         "  autotl bench benchmarks/suites/standard.toml --tasks digits-mobilenetv2-32px "
-        "--methods oracle,autotl --out runs/bench-digits",
+        "--methods oracle,autotl --out runs/bench-digits\n"
+        "  autotl bench benchmarks/suites/small.toml --sizes 5 --draws 2 --out runs/small-d2"
+        "   # one draw, beside other processes",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", metavar="SUITE", help="a suite file (TOML), e.g. "
                    "benchmarks/suites/smoke.toml")

@@ -263,14 +263,18 @@ def _check_point(strategy: str, point: CurvePoint) -> None:
 FORM = "1 - acc(n) = exp(a + b*ln(n)), weighted least squares in log error"
 
 
+def _error(acc: Any) -> np.ndarray:
+    """1 − accuracy, floored at MIN_ERROR (and at most 1)."""
+    return np.clip(1.0 - np.asarray(acc, float), MIN_ERROR, 1.0)
+
+
 def _log_error(acc: Any) -> np.ndarray:
-    """ln(1 − accuracy), the error floored at MIN_ERROR (and at most 1)."""
-    return np.log(np.clip(1.0 - np.asarray(acc, float), MIN_ERROR, 1.0))
+    return np.log(_error(acc))
 
 
 def _log_error_se(acc: Any, se: Any) -> np.ndarray:
     """A standard error of accuracy carried to ln(error) (first order: se / error)."""
-    return np.asarray(se, float) / np.clip(1.0 - np.asarray(acc, float), MIN_ERROR, 1.0)
+    return np.asarray(se, float) / _error(acc)
 
 
 def _accuracy(log_error: Any) -> np.ndarray:
@@ -280,15 +284,16 @@ def _accuracy(log_error: Any) -> np.ndarray:
 def fit_line(sizes: Sequence[float], means: Sequence[float],
              ses: Sequence[float]) -> tuple[float, float]:
     """Weighted least squares of ln(1 − mean accuracy) on ln(size): ``(a, b)``."""
-    x = np.log(np.asarray(sizes, float))
-    w = 1.0 / np.square(_log_error_se(means, ses))
-    coef = _solver(x, w) @ _log_error(means)
+    coef = _solver(sizes, means, ses) @ _log_error(means)
     return float(coef[0]), float(coef[1])
 
 
-def _solver(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The 2×P matrix that maps the means at ``x`` to (a, b): weights are fixed per point,
-    so every bootstrap draw is one matrix product."""
+def _solver(sizes: Sequence[float], means: Any, ses: Any) -> np.ndarray:
+    """The 2×P matrix that maps log errors at ``sizes`` to (a, b). The weights come from the
+    measured points' standard errors and stay fixed, so every bootstrap draw is one matrix
+    product."""
+    x = np.log(np.asarray(sizes, float))
+    w = 1.0 / np.square(_log_error_se(means, ses))
     design = np.column_stack([np.ones_like(x), x])
     return np.linalg.solve(design.T @ (design * w[:, None]), (design * w[:, None]).T)
 
@@ -335,10 +340,9 @@ def project(points: Points, *, targets: Sequence[float] | None = None,
     fits, a_draws, b_draws = [], [], []
     for strategy in names:
         items = usable[strategy]
-        x = np.log([p.n for p in items])
         ses = np.array([p.se for p in items])
         means = np.array([p.mean for p in items])
-        solver = _solver(x, 1.0 / np.square(_log_error_se(means, ses)))
+        solver = _solver([p.n for p in items], means, ses)
         a, b = solver @ _log_error(means)
         sampled = np.stack([p.draw(rng, draws) for p in items])  # P × draws
         coef = solver @ _log_error(sampled)

@@ -259,8 +259,9 @@ def _projection_dict(size_map: SizeMap) -> dict[str, Any]:
 PROJECTION_BASIS = (
     "Fitted to each strategy's validation accuracy (fresh seeds) at the sizes measured, as "
     "1 − acc(n) = exp(a + b·ln n) per strategy (a power law in the error), with a seeded "
-    "bootstrap over the seeds for the intervals; test accuracy is held out and not used. Two to a few sizes cannot show where a "
-    "curve levels off, so a projection far beyond the largest size is uncertain.")
+    "bootstrap over the seeds for the intervals; test accuracy is held out and not used. "
+    "Two to a few sizes cannot show where a curve levels off, so a projection far beyond the "
+    "largest size is uncertain.")
 
 
 def projection_table(size_map: SizeMap) -> tuple[list[str], list[list[str]]]:

@@ -61,8 +61,10 @@ class Leaderboard:
         lines += _md_table(*self._summary_cells())
         if self.draws:
             lines += ["", "## Per task and size, over draws of the training rows", "",
-                      "Each draw is its own comparison against its own oracle; 'within noise' "
-                      "counts the draws whose regret interval reaches 0.", ""]
+                      "Each draw is its own comparison against its own oracle. The mean "
+                      "regret's 95% interval resamples every draw's test examples together; "
+                      "'within noise' counts the draws whose own regret interval reaches 0.",
+                      ""]
             lines += _md_table(*self._draw_cells())
         lines += ["", "## Per task and size", ""]
         lines += _md_table(*self._table_cells())
@@ -102,11 +104,12 @@ class Leaderboard:
         return header, rows
 
     def _draw_cells(self) -> tuple[list[str], list[list[tuple[str, Any]]]]:
-        header = ["task", "size", "method", "draws", "mean regret", "regret per draw",
-                  "within noise", "mean test accuracy"]
+        header = ["task", "size", "method", "draws", "mean regret [95% CI]",
+                  "regret per draw", "within noise", "mean test accuracy"]
         rows = [[(d.task, d.task), (_size(d.n_per_class), _size_value(d.n_per_class)),
                  (d.method, d.method), (str(d.draws), d.draws),
-                 (_num(d.mean_regret), d.mean_regret),
+                 (_num(d.mean_regret) + (f" [{d.mean_low:.3f}, {d.mean_high:.3f}]"
+                                         if d.mean_low is not None else ""), d.mean_regret),
                  (", ".join(f"{r:.3f}" for r in d.regrets), d.mean_regret),
                  (f"{d.within_noise}/{d.draws}", d.within_noise),
                  (_num(d.mean_test), d.mean_test)] for d in self.draws]

@@ -14,6 +14,12 @@ Rows are compared within a **group**: one task, one size (``n_per_class``), one 
   Replicates are a config's runs in order of seed.
 - **Compute fraction** is a method's mean compute seconds per run over the oracle's total
   (every config × seed).
+- **Over draws** of the training rows (a suite's ``draws``), each draw is compared against its
+  own oracle and the regrets are averaged. The mean's interval resamples every draw's paired
+  test examples in one bootstrap, with one set of example indices for every draw when their
+  test sets have one length: right when they are the same rows in the same order (a data's
+  own test split, whose hard examples are hard in every draw), and no different from drawing
+  apart when they are other rows (a ``--test-fraction`` per draw), whose errors are unrelated.
 """
 
 from __future__ import annotations
@@ -56,10 +62,12 @@ class Standing:
     detail: str = ""  # the oracle's best config, in words
     split_seed: int = 0  # the draw of the rows
     rows: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    best_rows: list[dict[str, Any]] = field(default_factory=list, repr=False)  # oracle's best
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("rows")
+        out.pop("best_rows")
         return out
 
 
@@ -130,19 +138,39 @@ def paired_interval(oracle_rows: list[dict[str, Any]], method_rows: list[dict[st
                     seed: int = 0) -> tuple[float, float] | None:
     """Percentile bootstrap interval of (oracle mean − method mean) accuracy, resampling
     test examples with replacement, the same examples for both sides."""
+    return mean_interval([(oracle_rows, method_rows)], samples=samples, confidence=confidence,
+                         seed=seed)
+
+
+def mean_interval(pairs: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]], *,
+                  samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
+                  seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean over ``pairs`` (one per draw: the oracle's
+    best rows, the method's rows) of each pair's paired regret. One resample draws example
+    indices once and applies them to every draw when all have test sets of one length, else
+    draws each draw's own. None when a pair lacks per-example outcomes."""
     import numpy as np
 
-    a, b = correctness(oracle_rows), correctness(method_rows)
-    if a is None or b is None or len(a) != len(b):
+    diffs = []
+    for oracle_rows, method_rows in pairs:
+        a, b = correctness(oracle_rows), correctness(method_rows)
+        if a is None or b is None or len(a) != len(b):
+            return None
+        diffs.append(a - b)
+    if not diffs:
         return None
-    diff = a - b
     rng = np.random.default_rng(seed)
-    n = len(diff)
-    means = np.empty(samples)
-    chunk = max(1, 2_000_000 // n)  # bounded memory for large test sets
+    shared = len({len(d) for d in diffs}) == 1
+    means = np.zeros(samples)
+    chunk = max(1, 2_000_000 // max(len(d) for d in diffs))  # bounded memory
     for start in range(0, samples, chunk):
         stop = min(samples, start + chunk)
-        means[start:stop] = diff[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+        common = rng.integers(0, len(diffs[0]), size=(stop - start, len(diffs[0]))) \
+            if shared else None
+        for diff in diffs:
+            index = common if common is not None else rng.integers(
+                0, len(diff), size=(stop - start, len(diff)))
+            means[start:stop] += diff[index].mean(axis=1) / len(diffs)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(low), float(high)
@@ -170,6 +198,7 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
                 standing = _standing(task, size, protocol, method, best_runs)
                 standing.compute_seconds = oracle_total
                 standing.regret = 0.0
+                standing.best_rows = best_runs
                 standing.detail = _describe(best_runs[0])
                 standing.runs = len(runs)
             else:
@@ -177,6 +206,7 @@ def standings(rows: list[dict[str, Any]]) -> list[Standing]:
                 if best is not None:
                     best_mean = _mean([r["test_accuracy"] for r in best[1]])
                     standing.regret = best_mean - standing.test_mean
+                    standing.best_rows = best[1]
                     interval = paired_interval(best[1], runs)
                     if interval is not None:
                         standing.regret_low, standing.regret_high = interval
@@ -265,6 +295,8 @@ class OverDraws:
     regrets: list[float]
     within_noise: int  # draws whose regret interval reaches 0 (or below)
     mean_test: float
+    mean_low: float | None = None  # the mean regret's interval (module docstring)
+    mean_high: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -281,14 +313,18 @@ def over_draws(table: list[Standing]) -> list[OverDraws]:
         return []
     out = []
     for (task, size, method), items in by.items():
-        regrets = [s.regret for s in sorted(items, key=lambda s: s.split_seed)
-                   if s.regret is not None]
+        items = sorted(items, key=lambda s: s.split_seed)
+        regrets = [s.regret for s in items if s.regret is not None]
+        interval = (mean_interval([(s.best_rows, s.rows) for s in items])
+                    if method != ORACLE else (0.0, 0.0))
         out.append(OverDraws(
             task=task, n_per_class=size, method=method, draws=len(items),
             mean_regret=_mean(regrets), regrets=regrets,
             within_noise=sum(1 for s in items if s.method == ORACLE
                              or (s.regret_low is not None and s.regret_low <= 0)),
-            mean_test=_mean([s.test_mean for s in items])))
+            mean_test=_mean([s.test_mean for s in items]),
+            mean_low=interval[0] if interval else None,
+            mean_high=interval[1] if interval else None))
     out.sort(key=lambda d: (d.task, d.n_per_class is None, d.n_per_class or 0,
                             d.method != ORACLE, d.mean_regret, d.method))
     return out

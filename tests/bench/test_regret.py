@@ -124,3 +124,44 @@ def test_draws_are_separate_comparisons_then_averaged(toy_rows: list[dict]) -> N
     assert by["autotl"].draws == 2 and math.isclose(by["autotl"].mean_regret, 0.0625)
     assert by["autotl"].regrets == pytest.approx([0.125, 0.0])
     assert by["autotl"].within_noise >= 1  # draw 1's interval is [0, 0]
+
+
+def test_mean_regret_over_draws_has_a_joint_bootstrap_interval(toy_rows: list[dict]) -> None:
+    """The mean over draws resamples every draw's test examples together: a draw whose
+    regret is 0 on every example halves the other's interval, and two draws with the same
+    per-example differences on test sets of one length (the data's own test split) keep
+    the width of one, since their errors are the same errors."""
+    from autotl.bench.regret import over_draws
+
+    oracle_best = [r for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
+    autotl = [r for r in toy_rows if r["method"] == "autotl"]
+    low, high = paired_interval(oracle_best, autotl)
+    matched = [dict(r, split_seed=1, protocol="p1 d1") for r in toy_rows
+               if r["method"] != "autotl"]
+    matched += [dict(r, split_seed=1, protocol="p1 d1", method="autotl") for r in oracle_best]
+    by = {d.method: d for d in over_draws(standings(toy_rows + matched))}
+    assert (by["autotl"].mean_low, by["autotl"].mean_high) == pytest.approx((low / 2, high / 2))
+    assert by["oracle"].mean_low == by["oracle"].mean_high == 0.0
+
+    repeated = [dict(r, split_seed=1, protocol="p1 d1") for r in toy_rows]
+    by = {d.method: d for d in over_draws(standings(toy_rows + repeated))}
+    assert by["autotl"].mean_regret == pytest.approx(0.125)
+    assert (by["autotl"].mean_low, by["autotl"].mean_high) == pytest.approx((low, high))
+
+    stripped = [dict(r, test_correct=None) if r["method"] == "autotl" else r for r in repeated]
+    by = {d.method: d for d in over_draws(standings(toy_rows + stripped))}
+    assert by["autotl"].mean_low is None  # a draw without per-example outcomes: no interval
+
+
+def test_mean_interval_resamples_test_sets_of_different_lengths_apart(
+        toy_rows: list[dict]) -> None:
+    from autotl.bench.regret import mean_interval
+
+    oracle_best = [r for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
+    autotl = [r for r in toy_rows if r["method"] == "autotl"]
+    one = paired_interval(oracle_best, autotl)
+    # The same differences twice over, once on a test set twice as long: independent
+    # resamples average out, so the mean's interval is narrower than one draw's.
+    doubled = [dict(r, test_correct=r["test_correct"] * 2) for r in oracle_best + autotl]
+    low, high = mean_interval([(oracle_best, autotl), (doubled[:2], doubled[2:])])
+    assert one[0] < low < 0.125 < high < one[1]

@@ -44,6 +44,14 @@ print("optuna", optuna.__version__, "datasets", datasets.__version__,
       "transformers", transformers.__version__, "peft", peft.__version__)
 print("plugins", sorted(e.name for e in md.entry_points(group="autotl")))
 EOF
+    # The whole path on the device, random-init MiniLM (its weights are not joined yet): a
+    # library mismatch shows here in seconds, not after the second transfer.
+    "$PYTHON" -m autotl search fortunes --backbone offline:minilm-l6 --no-pretrained \
+        --classes computers,science --n-per-class 5 --strategies full,lora --trials 2 \
+        --min-steps 4 --max-steps 4 --eval-points 1 --prior none --max-length 32 \
+        --device "${DEVICE:-cuda}" --out runs/gpu-stage-check > "$out/stage-check.log" 2>&1 || {
+        tail -n 20 "$out/stage-check.log"; exit 1; }
+    tail -n 3 "$out/stage-check.log"
     echo "staged; now: carry [\".gpu/minilm-2\"] and run 'bash benchmarks/gpu_fortunes.sh run …'"
     ;;
 run)

@@ -66,6 +66,9 @@ class Leaderboard:
                       "'within noise' counts the draws whose own regret interval reaches 0.",
                       ""]
             lines += _md_table(*self._draw_cells())
+            if len(self._draw_protocols()) > 1:
+                lines += ["", "Draw protocols: " + "; ".join(
+                    f"{label} = `{family}`" for family, label in self._draw_protocols().items())]
         lines += ["", "## Per task and size", ""]
         lines += _md_table(*self._table_cells())
         protocols = sorted({s.protocol for s in self.table})
@@ -103,10 +106,20 @@ class Leaderboard:
                 for m in self.summary]
         return header, rows
 
+    def _draw_protocols(self) -> dict[str, str]:
+        """Each protocol of the draws table (less its split seed) → a short label."""
+        families = sorted({d.protocol for d in self.draws})
+        return {family: chr(ord("A") + i) if i < 26 else str(i)
+                for i, family in enumerate(families)}
+
     def _draw_cells(self) -> tuple[list[str], list[list[tuple[str, Any]]]]:
-        header = ["task", "size", "method", "draws", "mean regret [95% CI]",
-                  "regret per draw", "within noise", "mean test accuracy"]
+        labels = self._draw_protocols()
+        several = len(labels) > 1  # then a column says which protocol (legend below)
+        header = ["task", "size", *(["protocol"] if several else []), "method", "draws",
+                  "mean regret [95% CI]", "regret per draw", "within noise",
+                  "mean test accuracy"]
         rows = [[(d.task, d.task), (_size(d.n_per_class), _size_value(d.n_per_class)),
+                 *([(labels[d.protocol], labels[d.protocol])] if several else []),
                  (d.method, d.method), (str(d.draws), d.draws),
                  (_num(d.mean_regret) + (f" [{d.mean_low:.3f}, {d.mean_high:.3f}]"
                                          if d.mean_low is not None else ""), d.mean_regret),
@@ -150,6 +163,10 @@ class Leaderboard:
             _html_table("summary", *self._summary_cells()),
             *(["<h2>Per task and size, over draws of the training rows</h2>",
                _html_table("draws", *self._draw_cells())] if self.draws else []),
+            *(["<p>Draw protocols: " + "; ".join(
+                f"{label} = <code>{html.escape(family)}</code>"
+                for family, label in self._draw_protocols().items()) + "</p>"]
+              if len(self._draw_protocols()) > 1 else []),
             "<h2>Per task and size</h2>",
             _html_table("standings", *self._table_cells()),
             "<h2>Plots</h2>",

@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autotl.bench.results import row_split_seed
+from autotl.bench.results import protocol_family, row_split_seed
 
 ORACLE = "oracle"
 BOOTSTRAP_SAMPLES = 2000
@@ -297,22 +297,24 @@ class OverDraws:
     mean_test: float
     mean_low: float | None = None  # the mean regret's interval (module docstring)
     mean_high: float | None = None
+    protocol: str = ""  # the draws' protocol less its split seed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def over_draws(table: list[Standing]) -> list[OverDraws]:
-    """Regret per task, size and method, averaged over the draws that measured it; only
-    where some method was measured on 2 or more draws."""
-    by: dict[tuple[str, int | None, str], list[Standing]] = defaultdict(list)
+    """Regret per task, size, protocol (less its split seed) and method, averaged over the
+    draws that measured it; only where some method was measured on 2 or more draws. Draws of
+    another protocol (a simulated and a real small-data suite on one task) stay apart."""
+    by: dict[tuple[str, int | None, str, str], list[Standing]] = defaultdict(list)
     for s in table:
         if s.regret is not None:
-            by[(s.task, s.n_per_class, s.method)].append(s)
+            by[(s.task, s.n_per_class, protocol_family(s.protocol), s.method)].append(s)
     if not any(len(items) > 1 for items in by.values()):
         return []
     out = []
-    for (task, size, method), items in by.items():
+    for (task, size, family, method), items in by.items():
         items = sorted(items, key=lambda s: s.split_seed)
         regrets = [s.regret for s in items if s.regret is not None]
         interval = (mean_interval([(s.best_rows, s.rows) for s in items])
@@ -324,7 +326,7 @@ def over_draws(table: list[Standing]) -> list[OverDraws]:
                              or (s.regret_low is not None and s.regret_low <= 0)),
             mean_test=_mean([s.test_mean for s in items]),
             mean_low=interval[0] if interval else None,
-            mean_high=interval[1] if interval else None))
-    out.sort(key=lambda d: (d.task, d.n_per_class is None, d.n_per_class or 0,
+            mean_high=interval[1] if interval else None, protocol=family))
+    out.sort(key=lambda d: (d.task, d.n_per_class is None, d.n_per_class or 0, d.protocol,
                             d.method != ORACLE, d.mean_regret, d.method))
     return out

@@ -480,6 +480,11 @@ def row_split_seed(row: dict[str, Any]) -> int:
     return int(found.group(1)) if found else 0
 
 
+def protocol_family(protocol: str) -> str:
+    """A protocol without its split seed: the draws of one measurement share it."""
+    return re.sub(r"\s*\bsplit_seed=\d+", "", str(protocol)).strip()
+
+
 def protocol_of(request: dict[str, Any], modality: str | None = None) -> str:
     """A short, stable description of how a study drew its splits and spent its budget."""
     budget = request.get("budget")

@@ -112,9 +112,9 @@ def test_draws_are_separate_comparisons_then_averaged(toy_rows: list[dict]) -> N
 
     assert over_draws(standings(toy_rows)) == []  # one draw: nothing to average
     # draw 1: the same rows, but autotl now matches the oracle's best config exactly
-    second = [dict(r, split_seed=1, protocol=r["protocol"] + " d1") for r in toy_rows
+    second = [dict(r, split_seed=1, protocol=r["protocol"] + " split_seed=1") for r in toy_rows
               if r["method"] != "autotl"]
-    second += [dict(r, split_seed=1, protocol=r["protocol"] + " d1", method="autotl")
+    second += [dict(r, split_seed=1, protocol=r["protocol"] + " split_seed=1", method="autotl")
                for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
     table = standings(toy_rows + second)
     regrets = {(s.split_seed, s.method): s.regret for s in table}
@@ -136,14 +136,14 @@ def test_mean_regret_over_draws_has_a_joint_bootstrap_interval(toy_rows: list[di
     oracle_best = [r for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
     autotl = [r for r in toy_rows if r["method"] == "autotl"]
     low, high = paired_interval(oracle_best, autotl)
-    matched = [dict(r, split_seed=1, protocol="p1 d1") for r in toy_rows
+    matched = [dict(r, split_seed=1, protocol="p1 split_seed=1") for r in toy_rows
                if r["method"] != "autotl"]
-    matched += [dict(r, split_seed=1, protocol="p1 d1", method="autotl") for r in oracle_best]
+    matched += [dict(r, split_seed=1, protocol="p1 split_seed=1", method="autotl") for r in oracle_best]
     by = {d.method: d for d in over_draws(standings(toy_rows + matched))}
     assert (by["autotl"].mean_low, by["autotl"].mean_high) == pytest.approx((low / 2, high / 2))
     assert by["oracle"].mean_low == by["oracle"].mean_high == 0.0
 
-    repeated = [dict(r, split_seed=1, protocol="p1 d1") for r in toy_rows]
+    repeated = [dict(r, split_seed=1, protocol="p1 split_seed=1") for r in toy_rows]
     by = {d.method: d for d in over_draws(standings(toy_rows + repeated))}
     assert by["autotl"].mean_regret == pytest.approx(0.125)
     assert (by["autotl"].mean_low, by["autotl"].mean_high) == pytest.approx((low, high))
@@ -165,3 +165,20 @@ def test_mean_interval_resamples_test_sets_of_different_lengths_apart(
     doubled = [dict(r, test_correct=r["test_correct"] * 2) for r in oracle_best + autotl]
     low, high = mean_interval([(oracle_best, autotl), (doubled[:2], doubled[2:])])
     assert one[0] < low < 0.125 < high < one[1]
+
+
+def test_draws_of_another_protocol_are_not_averaged_in(toy_rows: list[dict]) -> None:
+    """A simulated suite and a real small-data suite share task names; their draws must not
+    be pooled: the over-draws mean is per protocol less its split seed."""
+    from autotl.bench.regret import over_draws
+
+    real = [dict(r, split_seed=s, protocol=f"real: p split_seed={s}") for s in (0, 1)
+            for r in toy_rows]
+    simulated = [dict(r, split_seed=0, protocol="p split_seed=0", test_correct=None,
+                      test_accuracy=0.625) if r["method"] == "autotl" else
+                 dict(r, split_seed=0, protocol="p split_seed=0") for r in toy_rows]
+    by = {(d.protocol, d.method): d for d in over_draws(standings(real + simulated))}
+    assert by[("real: p", "autotl")].draws == 2
+    assert by[("real: p", "autotl")].mean_regret == pytest.approx(0.125)
+    assert by[("p", "autotl")].draws == 1
+    assert by[("p", "autotl")].mean_regret == pytest.approx(0.0)

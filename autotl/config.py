@@ -193,7 +193,8 @@ class SearchConfig:
                            default=120)
     max_steps: int = _help("most optimizer steps per trial", default=2000)
     eval_points: int = _help(
-        "validation checkpoints per trial, reported to the pruner", default=4
+        "validation checkpoints per trial, reported to the pruner (with --no-prune only the "
+        "last is evaluated)", default=4
     )
     augment: bool = _help(
         "random image augmentation during training (turns off the activation cache)",

@@ -128,18 +128,20 @@ def make_folds(labels: Any, scheme: FoldScheme) -> list[Fold]:
 
 
 def run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
-              should_stop: Callable[[float, int], bool] | None = None) -> Any:
+              should_stop: Callable[[float, int], bool] | None = None,
+              between: bool = True) -> Any:
     """Train ``plan`` on every fold, in lockstep checkpoint by checkpoint, and combine them
     into one :class:`~autotl.training.TrialResult` whose outcomes run over the pool's rows,
     repeat after repeat. ``should_stop(mean accuracy across folds, checkpoint)`` is asked at
-    each checkpoint but the last; ``True`` ends every fold and the trial as ``pruned``."""
+    each checkpoint but the last; ``True`` ends every fold and the trial as ``pruned``.
+    ``between=False``: the folds validate at the last checkpoint only (Trainer.run)."""
     import torch
 
     from autotl.training import OutOfMemory
 
     try:
         return _run_folds(trainer, folds, plan, seed=seed, should_stop=should_stop,
-                          accumulation=1)
+                          accumulation=1, between=between)
     except torch.OutOfMemoryError:
         pass
     # As Trainer.run: once more from the start at half batch, two accumulation steps.
@@ -147,7 +149,7 @@ def run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
                 "accumulation steps", plan.strategy)
     try:
         return _run_folds(trainer, folds, plan, seed=seed, should_stop=should_stop,
-                          accumulation=2)
+                          accumulation=2, between=between)
     except torch.OutOfMemoryError as exc:
         size = min(trainer.config.batch_size, min(len(f.train) for f in folds))
         raise OutOfMemory(
@@ -158,12 +160,14 @@ def run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
 
 
 def _run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
-               should_stop: Callable[[float, int], bool] | None, accumulation: int) -> Any:
+               should_stop: Callable[[float, int], bool] | None, accumulation: int,
+               between: bool = True) -> Any:
     from autotl.training import TrialResult
 
     wall_start = time.perf_counter()
     views = [trainer.view(f.train, f.val) for f in folds]
-    runs = [v.checkpoints(plan, seed=seed, accumulation=accumulation) for v in views]
+    runs = [v.checkpoints(plan, seed=seed, accumulation=accumulation, between=between)
+            for v in views]
     states: list[Any] = [None] * len(folds)
     results: list[Any] = [None] * len(folds)
     combined = TrialResult(plan=plan, accumulation_steps=accumulation)

@@ -1027,13 +1027,16 @@ class Objective:
                 trial.report(accuracy, checkpoint)
                 return trial.should_prune()
 
+            # Without a pruner nothing reads the checkpoints before the last: skip them.
+            between = self.prep.config.prune
             if self.prep.folds:
                 from autotl.folds import run_folds
 
                 result = run_folds(self.trainer, self.prep.folds, plan, seed=seed,
-                                   should_stop=should_stop)
+                                   should_stop=should_stop, between=between)
             else:
-                result = self.trainer.run(plan, seed=seed, should_stop=should_stop)
+                result = self.trainer.run(plan, seed=seed, should_stop=should_stop,
+                                          between=between)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("error", error)

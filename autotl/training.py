@@ -166,10 +166,13 @@ class Trainer:
     # -- one trial -----------------------------------------------------------------------------
 
     def run(self, plan: TrialPlan, *, seed: int,
-            should_stop: Callable[[float, int], bool] | None = None) -> TrialResult:
+            should_stop: Callable[[float, int], bool] | None = None,
+            between: bool = True) -> TrialResult:
         """Train ``plan``; ``should_stop(accuracy, checkpoint)`` is asked at each checkpoint
         (the pruner), and a ``True`` ends the trial as ``pruned``; so does a loss that is not
-        finite (``error`` says where).
+        finite (``error`` says where). ``between=False`` validates at the last checkpoint only
+        (nothing listens before it, e.g. with pruning off): the same training, less
+        evaluation; the loss is still checked at every checkpoint.
 
         Out of device memory, the trial is run again from the start at half the batch with
         two accumulation steps: the same examples per optimizer step, though BatchNorm sees
@@ -177,7 +180,8 @@ class Trainer:
         :class:`OutOfMemory` with what to do.
         """
         try:
-            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=1)
+            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=1,
+                             between=between)
         except torch.OutOfMemoryError as exc:
             first = str(exc).splitlines()[0] if str(exc) else "out of memory"
         # Out of the except block, the failed attempt's frames (and tensors) are released.
@@ -189,7 +193,8 @@ class Trainer:
         log.warning("trial (%s) ran out of device memory at batch %d; retrying once with 2 "
                     "accumulation steps of %d", plan.strategy, size, math.ceil(size / 2))
         try:
-            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=2)
+            return self._run(plan, seed=seed, should_stop=should_stop, accumulation=2,
+                             between=between)
         except torch.OutOfMemoryError:
             pass
         _release_device_memory()
@@ -201,17 +206,17 @@ class Trainer:
 
     def _run(self, plan: TrialPlan, *, seed: int,
              should_stop: Callable[[float, int], bool] | None,
-             accumulation: int) -> TrialResult:
+             accumulation: int, between: bool = True) -> TrialResult:
         result = None
         for result in self.checkpoints(plan, seed=seed, should_stop=should_stop,
-                                       accumulation=accumulation):
+                                       accumulation=accumulation, between=between):
             pass
         assert result is not None
         return result
 
     def checkpoints(self, plan: TrialPlan, *, seed: int,
                     should_stop: Callable[[float, int], bool] | None = None,
-                    accumulation: int = 1) -> Iterator[TrialResult]:
+                    accumulation: int = 1, between: bool = True) -> Iterator[TrialResult]:
         """:meth:`run`, one checkpoint at a time: yields the trial's result after each
         validation checkpoint (folds train in lockstep this way); its timings are final once
         the iterator is exhausted. Time spent outside (while suspended) is not counted."""
@@ -239,7 +244,7 @@ class Trainer:
         start = time.perf_counter()
         for _ in self._train(model, plan, result, forward, seed,
                              train_acts if cached else None, val_acts if cached else None,
-                             should_stop):
+                             should_stop, between):
             loop_seconds += time.perf_counter() - start
             result.train_seconds = loop_seconds - result.eval_seconds + activation_seconds
             pause = time.perf_counter()
@@ -255,7 +260,8 @@ class Trainer:
     def _train(self, model: TransferModel, plan: TrialPlan, result: TrialResult,
                forward: Callable[[Tree], torch.Tensor], seed: int, train_acts: Tree | None,
                val_acts: Tree | None,
-               should_stop: Callable[[float, int], bool] | None) -> Iterator[int]:
+               should_stop: Callable[[float, int], bool] | None,
+               between: bool = True) -> Iterator[int]:
         """The training loop; yields the checkpoint's index after each validation pass."""
         from timm.optim import create_optimizer_v2
 
@@ -301,13 +307,15 @@ class Trainer:
                     result.error = (f"loss became NaN or infinite at step {int(bad_step)} "
                                     f"(lr={plan.lr:.2g} is likely too high for this strategy)")
                     return
+                index = checkpoints.index(step)
+                if not between and index < len(checkpoints) - 1:
+                    continue  # no one reads this checkpoint's accuracy: skip the pass
                 # The trial's value is its accuracy at the end of the budget: a maximum over
                 # checkpoints would be one more selection on the validation rows, biased up.
                 eval_start = time.perf_counter()
                 correct = self.outcomes(model, result.cached_depth, val_acts)
                 result.eval_seconds += time.perf_counter() - eval_start
                 accuracy = accuracy_of(correct)
-                index = checkpoints.index(step)
                 result.history.append((step, accuracy))
                 result.val_accuracy = accuracy
                 if index == len(checkpoints) - 1:

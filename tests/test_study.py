@@ -767,3 +767,23 @@ def test_sample_only_trains_on_the_k_rows_beside_a_given_validation_set(
     assert len(prep.train) == 15 and len(prep.val) == 4  # all K train; validation as given
     assert not prep.folds
     assert sorted(prep.train["text"]) == sorted(prepare(config, plugins).train["text"])
+
+
+@pytest.mark.parametrize("fold_below", [0, 10])  # one split; folds (test:images: 5 val/class)
+def test_with_pruning_off_trials_validate_at_the_end_only(plugins, tmp_path: Path,  # noqa: ANN001
+                                                          fold_below: int) -> None:
+    """Checkpoints before the last exist for the pruner: with it off they are not evaluated
+    (nothing is reported), with it on every one is."""
+    storages = {}
+    for prune in (True, False):
+        out = tmp_path / f"prune-{prune}"
+        _search(plugins, out, strategies=["head-only"], trials=1, prune=prune,
+                fold_below=fold_below)
+        study = optuna.load_study(study_name=optuna.get_all_study_names(
+            f"sqlite:///{out / 'study.db'}")[0], storage=f"sqlite:///{out / 'study.db'}")
+        storages[prune] = study.trials[0]
+    on, off = storages[True], storages[False]
+    assert len(on.user_attrs["history"]) == 2 and len(on.intermediate_values) == 1
+    assert len(off.user_attrs["history"]) == 1 and off.intermediate_values == {}
+    assert off.user_attrs["history"] == on.user_attrs["history"][-1:]
+    assert off.value == on.value and off.user_attrs["val_correct"] == on.user_attrs["val_correct"]

@@ -222,3 +222,36 @@ def test_the_final_tensors_score_the_test_split_as_the_trained_model_does(
     with pytest.raises(ValueError, match="do not belong"):
         trainer.score(TrialPlan("head-only", {}, "linear", {}, 1e-2, 1e-4),
                       {**result.trained, "backbone.nonexistent": torch.zeros(1)}, "test")
+
+
+def test_without_a_listener_only_the_last_checkpoint_is_validated(
+        trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With pruning off nothing reads the checkpoints before the last: between=False skips
+    their validation passes and trains exactly the same model to the same outcomes."""
+    passes = []
+    outcomes = Trainer.outcomes
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        passes.append(1)
+        return outcomes(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "outcomes", counted)
+    every = trainer.run(PLAN, seed=2)
+    assert len(passes) == 4 and len(every.history) == 4
+    passes.clear()
+    last = trainer.run(PLAN, seed=2, between=False)
+    assert len(passes) == 1
+    assert last.history == every.history[-1:]
+    assert last.val_correct == every.val_correct and last.val_accuracy == every.val_accuracy
+    assert all(torch.equal(last.trained[k], every.trained[k]) for k in every.trained)
+    assert last.eval_seconds < every.eval_seconds
+
+
+def test_a_loss_that_is_not_finite_still_stops_the_trial_between_checkpoints(
+        trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from autotl.training import FAULT_ENV
+
+    monkeypatch.setenv(FAULT_ENV, "nan@1")
+    result = trainer.run(PLAN, seed=0, between=False)
+    assert result.state == "pruned" and "step 1" in result.error
+    assert result.history == []  # stopped at the first checkpoint (step 2), unvalidated

@@ -27,6 +27,22 @@ sys.path.insert(0, str(Path(__file__).parent / "plugins"))
 # The fixtures plugin authors get (tests/testing/test_fixtures.py checks them).
 pytest_plugins = ["autotl.testing.fixtures"]
 
+
+@pytest.fixture(scope="session")
+def benchmark_script():  # noqa: ANN201
+    """``load(name)``: the script ``benchmarks/<name>.py`` as a module (benchmarks/ is not
+    a package)."""
+    import importlib.util
+
+    def load(name: str):  # noqa: ANN202
+        path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"{name}_script", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
 @pytest.fixture
 def user_globals():  # noqa: ANN201
     """A notebook user's own matplotlib backend and Optuna log level, put back afterwards:

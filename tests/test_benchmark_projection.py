@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -18,12 +17,8 @@ SMOKE_TASK = "smoke-digits-mobilenetv2-32px"
 
 
 @pytest.fixture(scope="module")
-def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("projection_script",
-                                                  ROOT / "benchmarks" / "projection.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script) -> ModuleType:  # noqa: ANN001
+    return benchmark_script("projection")
 
 
 def _row(strategy: str, n: int, seed: int, val: float, test: float, *, lr: float = 1e-3,

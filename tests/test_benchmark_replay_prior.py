@@ -3,7 +3,6 @@ its test accuracy looked up, never retrained."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -13,18 +12,13 @@ import pytest
 
 from autotl.bench.results import new_row, write_rows
 
-ROOT = Path(__file__).parents[1]
 N = 20  # validation rows the fake search scored
 N_TEST = 10
 
 
 @pytest.fixture(scope="module")
-def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("replay_prior_script",
-                                                  ROOT / "benchmarks" / "replay_prior.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def script(benchmark_script) -> ModuleType:  # noqa: ANN001
+    return benchmark_script("replay_prior")
 
 
 def _trial(strategy: str, right: int, seconds: float) -> optuna.trial.FrozenTrial:

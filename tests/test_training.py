@@ -197,15 +197,19 @@ def test_the_value_is_the_accuracy_at_the_end_of_the_budget_not_the_best_checkpo
     assert result.val_correct == "1000"
 
 
-def test_training_seconds_leave_out_the_validation_passes(
-        trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> None:
+def _before_each_validation_pass(monkeypatch: pytest.MonkeyPatch, hook) -> None:  # noqa: ANN001
     outcomes = Trainer.outcomes
 
-    def slow(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        time.sleep(0.25)
+    def wrapped(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        hook()
         return outcomes(self, *args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "outcomes", slow)
+    monkeypatch.setattr(Trainer, "outcomes", wrapped)
+
+
+def test_training_seconds_leave_out_the_validation_passes(
+        trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> None:
+    _before_each_validation_pass(monkeypatch, lambda: time.sleep(0.25))
     result = trainer.run(PLAN, seed=0)
     assert result.eval_seconds >= 4 * 0.25
     assert result.train_seconds < result.wall_seconds - 4 * 0.25
@@ -229,13 +233,7 @@ def test_without_a_listener_only_the_last_checkpoint_is_validated(
     """With pruning off nothing reads the checkpoints before the last: between=False skips
     their validation passes and trains exactly the same model to the same outcomes."""
     passes = []
-    outcomes = Trainer.outcomes
-
-    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        passes.append(1)
-        return outcomes(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "outcomes", counted)
+    _before_each_validation_pass(monkeypatch, lambda: passes.append(1))
     every = trainer.run(PLAN, seed=2)
     assert len(passes) == 4 and len(every.history) == 4
     passes.clear()

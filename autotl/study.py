@@ -1054,7 +1054,8 @@ class Objective:
         except KeyboardInterrupt:
             # Optuna records the trial as failed; queue its config so a rerun measures it.
             trial.set_user_attr("error", "interrupted (Ctrl-C); queued again for the next run")
-            trial.study.enqueue_trial(trial.params, user_attrs={"origin": "requeued"})
+            trial.study.enqueue_trial(trial.params, user_attrs={"origin": "requeued",
+                                                                "requeued_from": trial.number})
             raise
         result.number = trial.number
         for key in ("train_seconds", "eval_seconds", "wall_seconds", "trainable_params",

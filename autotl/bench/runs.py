@@ -245,6 +245,7 @@ class Bench:
         import optuna
 
         from autotl.study import Session
+        from autotl.worker import finished_count
 
         # Cold for every run, a resumed one included: its compute counts its own work.
         cache = self.out / "cache" / name
@@ -253,12 +254,15 @@ class Bench:
         config = task.config(size, study=name, storage=self.storage, out=self.out / "runs" / name,
                              device=self.device, cache_dir=cache,
                              split_seed=self._split_seed(task, draw), **run)
-        finished = []
+        trials = []
         if name in optuna.get_all_study_names(self.storage):  # a resumed run
-            finished = [t for t in optuna.load_study(study_name=name, storage=self.storage)
-                        .get_trials(deepcopy=False) if t.state.is_finished()]
+            trials = optuna.load_study(study_name=name, storage=self.storage).get_trials(
+                deepcopy=False)
+        finished = [t for t in trials if t.state.is_finished()]
         if queue is not None:  # a resumed study runs only what is left of its queue
-            remaining = len(queue) - len(finished)
+            # A trial that Ctrl-C or a dead process stopped is failed and queued again: the
+            # failed one is not done (counting it would end the grid a config short).
+            remaining = len(queue) - finished_count(trials)
             config = config.replace(trials=max(remaining, 1))
         else:  # a resumed search stops where its budget ran out
             spent = sum(t.user_attrs.get("train_seconds", 0.0) for t in finished)

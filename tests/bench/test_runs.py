@@ -209,3 +209,27 @@ def test_draws_runs_only_the_draws_named(tmp_path: Path) -> None:
     assert main(["bench", str(path), "--draws", "1", "--out", str(out)]) == 0
     rows = read_rows_file(out / "results.jsonl")
     assert rows and {r["split_seed"] for r in rows} == {1}
+
+
+def test_a_grid_stopped_by_ctrl_c_resumes_to_every_config(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C fails the running trial and queues its config again; the rerun must run that
+    config too, not count the failed trial as done and end the grid a config short."""
+    from autotl.training import Trainer
+
+    run, calls = Trainer.run, []
+
+    def interrupted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", interrupted)
+    out, suite = tmp_path / "bench", str(_suite(tmp_path))
+    assert main(["bench", suite, "--methods", "oracle", "--out", str(out)]) != 0
+    monkeypatch.undo()
+    assert main(["bench", suite, "--methods", "oracle", "--out", str(out)]) == 0
+    oracle = [r for r in read_rows_file(out / "results.jsonl") if r["method"] == "oracle"]
+    configs = [json.dumps([r["strategy"], r["params"]], sort_keys=True) for r in oracle]
+    assert len(oracle) == 8 and all(configs.count(c) == 2 for c in configs)

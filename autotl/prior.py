@@ -298,8 +298,9 @@ def records_from_rows(rows: list[dict[str, Any]], source: str) -> list[dict[str,
 
 
 def build_prior(sources: list[str | Path], *, description: str = "") -> dict[str, Any]:
-    """A prior file's content from size maps (``size_map.json``) and result rows (``.jsonl``
-    files, folders of them, study storages)."""
+    """A prior file's content from size maps (``size_map.json``), result rows (``.jsonl``
+    files, folders of them, study storages) and other prior files, whose records are kept as
+    they are (to extend a prior with new measurements)."""
     import datetime
 
     from autotl.bench.results import read_results
@@ -313,9 +314,13 @@ def build_prior(sources: list[str | Path], *, description: str = "") -> dict[str
                 size_map = json.loads(path.read_text())
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+            if isinstance(size_map, dict) and "records" in size_map:  # a prior file
+                records += load_prior(path)
+                continue
             if not isinstance(size_map, dict) or "sizes" not in size_map:
-                raise ConfigError(f"{path} is not a size map (size_map.json from `autotl "
-                                  "search --sizes`); pass size maps or result rows (.jsonl).")
+                raise ConfigError(f"{path} is neither a size map (size_map.json from `autotl "
+                                  "search --sizes`) nor a prior file; pass size maps, prior "
+                                  "files or result rows (.jsonl).")
             records += records_from_size_map(size_map, source=str(path))
         else:
             row_sources.append(source)

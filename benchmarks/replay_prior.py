@@ -48,20 +48,9 @@ def prior_records(sources: list[str]) -> list[dict[str, Any]]:
     """Records from prior files (or 'default'), size maps and result rows together."""
     from autotl.prior import build_prior, load_prior
 
-    records: list[dict[str, Any]] = []
-    built: list[str] = []
-    for source in sources:
-        if source == "none":
-            continue
-        path = Path(source)
-        if source == "default" or (path.suffix == ".json" and path.is_file()
-                                   and "records" in json.loads(path.read_text())):
-            records += load_prior(source)
-        else:
-            built.append(source)
-    if built:
-        records += build_prior(built)["records"]
-    return records
+    built = [s for s in sources if s not in ("none", "default")]
+    records = load_prior("default") if "default" in sources else []
+    return records + (build_prior(built)["records"] if built else [])
 
 
 def _study_of(row: dict[str, Any]) -> tuple[str, str]:

@@ -219,8 +219,15 @@ def test_prior_build_command_and_leave_out(tmp_path: Path) -> None:
         "digits"]
     assert [r["dataset"] for r in leave_out(records, dataset="digits", fingerprint="fp-z")] == [
         "fashion-mnist"]
+    # a prior file given as a source keeps its records: a prior is extended, not rebuilt
+    write_rows(tmp_path / "more.jsonl", [_row("oracle", "lora", {"lr": 0.01}, 0, 0.6, 0.6,
+                                              dataset="wordnet", task="wordnet+cnn",
+                                              data_fingerprint="fp-wn")])
+    extended = build_prior([out, tmp_path / "more.jsonl"])["records"]
+    assert extended[:len(records)] == records
+    assert [r["dataset"] for r in extended[len(records):]] == ["wordnet"]
     (tmp_path / "not_a_map.json").write_text("{}")
-    with pytest.raises(ConfigError, match="is not a size map"):
+    with pytest.raises(ConfigError, match="is neither a size map .* nor a prior file"):
         build_prior([tmp_path / "not_a_map.json"])
     write_rows(tmp_path / "hand.jsonl", [_row("oracle", "full", {"lr": 0.1}, 0, 0.5, 0.5,
                                               modality=None)])

@@ -1,4 +1,4 @@
-"""Built-in plugin: offline datasets (``fashion-mnist``, ``digits``, ``fortunes``) and
+"""Built-in plugin: offline datasets (``fashion-mnist``, ``digits``, ``fortunes``, ``wordnet``) and
 ``hf:owner/name`` for any Hugging Face Hub dataset.
 
 Nothing heavy is imported here: numpy, scikit-learn, PIL and ``datasets`` load inside the
@@ -44,8 +44,22 @@ FASHION_MNIST_FILES = {
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
+WORDNET_DIR = Path("/usr/share/wordnet")
+WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+#: WordNet 3.0's lexicographer files by number (lexnames(5WN)): the label of each synset.
+WORDNET_LEXNAMES = (
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event",
+    "noun.feeling", "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object",
+    "noun.person", "noun.phenomenon", "noun.plant", "noun.possession", "noun.process",
+    "noun.quantity", "noun.relation", "noun.shape", "noun.state", "noun.substance", "noun.time",
+    "verb.body", "verb.change", "verb.cognition", "verb.communication", "verb.competition",
+    "verb.consumption", "verb.contact", "verb.creation", "verb.emotion", "verb.motion",
+    "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather",
+    "adj.ppl",
+)
 #: Bump a version when its conversion changes, so old cache folders are not reused.
-VERSIONS = {"fashion-mnist": "1", "digits": "1", "fortunes": "1"}
+VERSIONS = {"fashion-mnist": "1", "digits": "1", "fortunes": "1", "wordnet": "1"}
 STAMP_FILE = "autotl-source.json"
 
 
@@ -265,6 +279,64 @@ def load_fortunes() -> datasets.DatasetDict:
     return _cached("fortunes", lambda: _file_stamp(_fortune_files()), _build_fortunes)
 
 
+# -- wordnet ------------------------------------------------------------------------------------
+
+
+def _wordnet_files() -> list[Path]:
+    paths = [WORDNET_DIR / name for name in WORDNET_FILES]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        msg = (f"WordNet is not installed ({', '.join(missing)} missing from {WORDNET_DIR}). "
+               f"Install it with `sudo apt-get install wordnet-base` (or `make setup`).")
+        raise DataError(msg)
+    return paths
+
+
+def parse_wordnet(text: str, source: str = "data file") -> list[tuple[int, str]]:
+    """``(lexicographer file number, gloss)`` for each synset line of a WordNet ``data.*`` file.
+
+    A synset line is ``offset lex_filenum ss_type ... | gloss`` (wndb(5WN)); the license header's
+    lines start with two spaces and are skipped. The gloss is the text: its definition and any
+    quoted examples, without the synset's own words, so the task is to tell from a definition
+    what kind of thing it defines.
+    """
+    synsets = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("  "):
+            continue
+        head, bar, gloss = line.partition(" | ")
+        fields = head.split()
+        if not bar or len(fields) < 2 or not fields[1].isdigit() \
+                or int(fields[1]) >= len(WORDNET_LEXNAMES):
+            msg = (f"{source}, line {number}, is not a WordNet synset line (`offset lex_filenum "
+                   f"ss_type ... | gloss`): {line[:80]!r}. Reinstall with `sudo apt-get install "
+                   f"--reinstall wordnet-base`.")
+            raise DataError(msg)
+        if gloss.strip():
+            synsets.append((int(fields[1]), gloss.strip()))
+    return synsets
+
+
+def _build_wordnet() -> datasets.DatasetDict:
+    import datasets
+
+    texts: list[str] = []
+    labels: list[int] = []
+    for path in _wordnet_files():
+        for code, gloss in parse_wordnet(path.read_text(encoding="utf-8", errors="replace"),
+                                         str(path)):
+            texts.append(gloss)
+            labels.append(code)
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=list(WORDNET_LEXNAMES))})
+    return datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"text": texts, "label": labels}, features=features)})
+
+
+def load_wordnet() -> datasets.DatasetDict:
+    return _cached("wordnet", lambda: _file_stamp(_wordnet_files()), _build_wordnet)
+
+
 # -- hf: -----------------------------------------------------------------------------------------
 
 
@@ -319,6 +391,13 @@ def autotl_register_datasets(registry: Registry[DatasetSpec]) -> None:
         load=load_fortunes,
         description="Debian fortunes: quotes labelled by category file (computers, politics, "
         "science, …), ~15,000 texts",
+    ))
+    registry.add(DatasetSpec(
+        name="wordnet",
+        modality="text",
+        load=load_wordnet,
+        description="WordNet 3.0 glosses labelled by lexicographer file (noun.animal, "
+        "noun.food, verb.motion, …), 45 classes, ~117,000 texts (Debian wordnet-base)",
     ))
     registry.add_namespace(Namespace(
         prefix="hf",

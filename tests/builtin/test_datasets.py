@@ -23,6 +23,8 @@ needs_fashion_mnist = pytest.mark.skipif(
     reason="Debian package dataset-fashion-mnist is not installed")
 needs_fortunes = pytest.mark.skipif(not builtin.FORTUNES_DIR.is_dir(),
                                     reason="Debian package fortunes is not installed")
+needs_wordnet = pytest.mark.skipif(not (builtin.WORDNET_DIR / "data.noun").is_file(),
+                                   reason="Debian package wordnet-base is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_listing_datasets_imports_neither_torch_nor_datasets():
             "print(names, ns, 'torch' in sys.modules, 'datasets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip() == "['digits', 'fashion-mnist', 'fortunes'] ['hf'] False False"
+    assert out.strip() == "['digits', 'fashion-mnist', 'fortunes', 'wordnet'] ['hf'] False False"
 
 
 def test_digits(plugins):
@@ -83,6 +85,55 @@ def test_fortunes(plugins):
 def test_split_fortunes():
     text = "first\n  line two\n%\n%\n\n%\nsecond\n%  \nthird"
     assert builtin.split_fortunes(text) == ["first\n  line two", "second", "third"]
+
+
+@needs_wordnet
+def test_wordnet(plugins):
+    data = load_data("wordnet", plugins)
+    assert data.modality == "text"
+    assert data.class_names == list(builtin.WORDNET_LEXNAMES) and len(data.class_names) == 45
+    assert len(data.train) == 117_659  # WordNet 3.0's synsets, each with a gloss
+    counts = Counter(data.train["label"])
+    assert counts[data.class_names.index("noun.artifact")] == 11_587
+    animal = data.class_names.index("noun.animal")
+    dog = [y for t, y in zip(data.train["text"], data.train["label"], strict=True)
+           if t.startswith("a member of the genus Canis (probably descended")]
+    assert dog == [animal]  # the gloss of dog.n.01, labelled by its file
+    assert all(" | " not in t and not t.startswith("  ") for t in data.train["text"][:2000])
+
+
+WORDNET_SAMPLE = """\
+  1 This software and database is being provided to you, the LICENSEE, by
+  2 Princeton University under the following license.
+00015388 03 n 01 animal 0 002 @ 00004258 n 0000 ~ 01317541 n 0000 | a living organism; "animals move"
+02084071 05 n 01 dog 0 001 @ 02083346 n 0000 | a member of the genus Canis  
+07555863 13 n 01 food 0 000 | any substance that can be metabolized
+"""
+
+
+def test_parse_wordnet_labels_each_gloss_by_its_lexicographer_file():
+    assert builtin.parse_wordnet(WORDNET_SAMPLE) == [
+        (3, 'a living organism; "animals move"'),
+        (5, "a member of the genus Canis"),
+        (13, "any substance that can be metabolized"),
+    ]
+    assert [builtin.WORDNET_LEXNAMES[n] for n in (3, 5, 13)] == [
+        "noun.Tops", "noun.animal", "noun.food"]
+
+
+@pytest.mark.parametrize("line", ["02084071 05 n 01 dog 0 001 no gloss bar",
+                                  "02084071 99 n 01 dog 0 000 | a lexicographer file past 44"])
+def test_parse_wordnet_names_a_line_that_is_not_a_synset(line):
+    with pytest.raises(DataError, match=r"data.noun, line 2, is not a WordNet synset line.*"
+                                        r"--reinstall wordnet-base"):
+        builtin.parse_wordnet("  header\n" + line, "data.noun")
+
+
+def test_missing_wordnet_says_how_to_install(plugins, monkeypatch, tmp_path, fresh_cache):
+    monkeypatch.setattr(builtin, "WORDNET_DIR", tmp_path / "absent")
+    with pytest.raises(DataError, match=r"data.noun, data.verb, data.adj, data.adv missing.*"
+                                        r"apt-get install wordnet-base"):
+        load_data("wordnet", plugins)
 
 
 @needs_fashion_mnist
@@ -212,6 +263,11 @@ class TestFashionMnistContract(DatasetConformance):
 @needs_fortunes
 class TestFortunesContract(DatasetConformance):
     dataset_name = "fortunes"
+
+
+@needs_wordnet
+class TestWordnetContract(DatasetConformance):
+    dataset_name = "wordnet"
 
 
 class TestHubNamespaceContract(DatasetConformance):

@@ -211,3 +211,14 @@ def test_the_shipped_suites_load_and_match_the_protocol() -> None:
     grid = standard.grid
     assert (grid.freeze_fractions, grid.learning_rates, dict(grid.lora)["r"],
             dict(grid.lora)["alpha"], grid.head) == ((0.25, 0.5, 0.75), 4, 8, 16, "linear")
+
+
+@pytest.mark.parametrize("path", sorted(SUITES.glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_suite_names_registered_data_backbones_and_strategies(path: Path) -> None:
+    plugins = load_plugins()
+    suite = load_suite(path)
+    for task in suite.tasks:  # each raises, naming the unknown name, if it is not registered
+        plugins.datasets.get(task.data)
+        plugins.backbones.get(task.backbone)
+    for name in suite.grid.strategies:
+        plugins.strategies.get(name)

@@ -134,7 +134,9 @@ def run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
     into one :class:`~autotl.training.TrialResult` whose outcomes run over the pool's rows,
     repeat after repeat. ``should_stop(mean accuracy across folds, checkpoint)`` is asked at
     each checkpoint but the last; ``True`` ends every fold and the trial as ``pruned``.
-    ``between=False``: the folds validate at the last checkpoint only (Trainer.run)."""
+    ``between=False``: the folds validate at the last checkpoint only (Trainer.run), and
+    train one after the other, one model in memory at a time; with the pruner's checkpoints
+    every fold's model lives until the last."""
     import torch
 
     from autotl.training import OutOfMemory
@@ -170,6 +172,7 @@ def _run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
             for v in views]
     states: list[Any] = [None] * len(folds)
     results: list[Any] = [None] * len(folds)
+    finished = [False] * len(folds)
     combined = TrialResult(plan=plan, accumulation_steps=accumulation)
     checkpoint = 0
     while True:
@@ -182,6 +185,16 @@ def _run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
                     results[i] = next(run)
                 except StopIteration:
                     done = True
+                    continue
+                if results[i].trained is not None:
+                    # The fold's last checkpoint: run it out now, so its model and optimizer
+                    # are freed before the next fold builds its own. Without pruning a fold
+                    # trains to its end in one go, so the folds never hold more than one model
+                    # at a time (ten MiniLM copies with their optimizer states were 6 GB).
+                    # The combined result keeps no fold's tensors.
+                    for _ in run:
+                        pass
+                    finished[i], results[i].trained = True, None
         if done:
             break
         # A fold stopped by a fault (a loss that is not finite) stops the trial, as it would
@@ -198,7 +211,7 @@ def _run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
         step = results[0].history[-1][0]
         combined.history.append((step, mean))
         combined.val_accuracy = mean
-        last = all(r.trained is not None for r in results)
+        last = all(finished)
         if not last and should_stop is not None and should_stop(mean, checkpoint):
             combined.state = "pruned"
             for run in runs:

@@ -122,27 +122,58 @@ def test_folds_in_lockstep_train_exactly_as_each_fold_alone(
     plan = TrialPlan("full", {}, "mlp", {"hidden": 16, "dropout": 0.5}, lr=3e-3,
                      weight_decay=1e-4)
     folds = make_folds(label_array(prep.pool), FoldScheme(k=2, repeats=1, seed=0))
-    fold_results = []
+    fold_trained = []  # each fold's final tensors, as its last checkpoint yields them
     original = Trainer.checkpoints
 
     def keep(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         for result in original(self, *args, **kwargs):
-            if not any(r is result for r in fold_results):
-                fold_results.append(result)
+            if result.trained is not None:
+                fold_trained.append(result.trained)
             yield result
 
     monkeypatch.setattr(Trainer, "checkpoints", keep)
     together = run_folds(trainer, folds, plan, seed=5)
     monkeypatch.undo()
     alone = [trainer.view(f.train, f.val).run(plan, seed=5) for f in folds]
-    assert len(fold_results) == 2
-    for mine, own in zip(fold_results, alone, strict=True):
-        assert mine.trained.keys() == own.trained.keys()
-        assert all(torch.equal(mine.trained[k], own.trained[k]) for k in own.trained)
+    assert len(fold_trained) == 2
+    for mine, own in zip(fold_trained, alone, strict=True):
+        assert mine.keys() == own.trained.keys()
+        assert all(torch.equal(mine[k], own.trained[k]) for k in own.trained)
     assert together.history != [] and together.trainable_params == alone[0].trainable_params
     assert together.fold_accuracies == [r.val_accuracy for r in alone]
     assert together.val_correct == pool_outcomes(folds, [r.val_correct for r in alone])
     assert together.steps == max(r.steps for r in alone)
+
+
+def test_without_the_pruner_folds_hold_one_model_at_a_time(
+        plugins, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import gc
+    import weakref
+
+    prep, trainer = _trainer(plugins, tmp_path, cache=False)
+    folds = make_folds(label_array(prep.pool), FoldScheme(k=3, repeats=2, seed=0))
+    models: list[weakref.ref] = []
+    alive_at_build: list[int] = []
+    original = Trainer.build_model
+
+    def build(self, plan):  # noqa: ANN001, ANN202
+        gc.collect()
+        alive_at_build.append(sum(ref() is not None for ref in models))
+        model, depth = original(self, plan)
+        models.append(weakref.ref(model))
+        return model, depth
+
+    monkeypatch.setattr(Trainer, "build_model", build)
+    one_by_one = run_folds(trainer, folds, FULL, seed=3, between=False)
+    assert alive_at_build == [0] * 6  # each fold's model was freed before the next was built
+    gc.collect()
+    assert all(ref() is None for ref in models)
+    # the pruner reads every fold at each checkpoint, so there the folds train side by side
+    alive_at_build.clear()
+    side_by_side = run_folds(trainer, folds, FULL, seed=3, should_stop=lambda acc, i: False)
+    assert alive_at_build == [0, 1, 2, 3, 4, 5]
+    assert one_by_one.val_correct == side_by_side.val_correct
+    assert one_by_one.fold_accuracies == side_by_side.fold_accuracies
 
 
 def test_the_pruner_sees_the_mean_across_folds_at_each_checkpoint(

@@ -324,6 +324,9 @@ class Trainer:
                 elif should_stop is not None and should_stop(accuracy, index):
                     result.state = "pruned"
                     return
+                # Suspended here, a fold waits for the others (fold scoring runs them in
+                # lockstep): its gradients, a model's worth of memory, are not needed again.
+                optimizer.zero_grad(set_to_none=True)
                 yield index
                 model.train()
 

@@ -145,7 +145,7 @@ def test_folds_in_lockstep_train_exactly_as_each_fold_alone(
     assert together.steps == max(r.steps for r in alone)
 
 
-def test_without_the_pruner_folds_hold_one_model_at_a_time(
+def test_folds_hold_one_model_without_the_pruner_and_no_gradients_while_waiting(
         plugins, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     import gc
     import weakref
@@ -158,7 +158,10 @@ def test_without_the_pruner_folds_hold_one_model_at_a_time(
 
     def build(self, plan):  # noqa: ANN001, ANN202
         gc.collect()
-        alive_at_build.append(sum(ref() is not None for ref in models))
+        alive = [ref() for ref in models if ref() is not None]
+        alive_at_build.append(len(alive))
+        # a fold waiting at a checkpoint keeps its weights and optimizer state, not gradients
+        assert all(p.grad is None for m in alive for p in m.parameters())
         model, depth = original(self, plan)
         models.append(weakref.ref(model))
         return model, depth

@@ -35,9 +35,9 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	for p in $(dir $(PLUGINS)); do $(BIN)/python -m pip install -q -e "$$p[test]" || exit 1; done
 	touch $(STAMP)
 
-# The demo, tests and benchmarks read Fashion-MNIST, fortunes and WordNet from Debian packages; the postgres tests
-# need the PostgreSQL server, the browser test Chromium and its driver. One apt-get update,
-# only when something is missing.
+# The demo, tests and benchmarks read Fashion-MNIST, fortunes and WordNet from Debian
+# packages; the postgres tests need the PostgreSQL server, the browser test Chromium and its
+# driver. One apt-get update, only when something is missing.
 debian-packages:
 	@if dpkg -s $(DEBIAN_DATA) $(DEBIAN_TEST) >/dev/null 2>&1; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \

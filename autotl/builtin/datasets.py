@@ -1,5 +1,5 @@
-"""Built-in plugin: offline datasets (``fashion-mnist``, ``digits``, ``fortunes``, ``wordnet``) and
-``hf:owner/name`` for any Hugging Face Hub dataset.
+"""Built-in plugin: offline datasets (``fashion-mnist``, ``digits``, ``fortunes``,
+``wordnet``) and ``hf:owner/name`` for any Hugging Face Hub dataset.
 
 Nothing heavy is imported here: numpy, scikit-learn, PIL and ``datasets`` load inside the
 ``load`` functions, so listing datasets stays instant. Each built-in dataset is converted once

@@ -36,7 +36,6 @@ import json
 import statistics
 import sys
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 from autotl.bench.regret import ORACLE, paired_interval, standings

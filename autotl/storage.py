@@ -191,6 +191,41 @@ def requeue_stale_trial(study: Any, trial: Any) -> None:
         system_attrs={**trial.system_attrs, "failed_trial": history[0],
                       "retry_history": history}))
 
+def is_retry(trial: Any) -> bool:
+    """A queued config that ran before and was cut short: its process died (the heartbeat
+    queued it again) or the user pressed Ctrl-C."""
+    return "failed_trial" in trial.system_attrs or "requeued_from" in trial.user_attrs
+
+
+def retries_first(study: Any) -> Any:
+    """Make ``study`` start a queued retry before any other waiting trial.
+
+    Optuna starts waiting trials by number, and a retry is queued when its trial is found dead,
+    behind the prior's and the known-good configs still waiting; a search whose budget is
+    training seconds then spends it before reaching the retry, and a killed config is never
+    measured. Claiming the retry is the same atomic WAITING → RUNNING step Optuna takes (it
+    fails if another worker took it first), so workers sharing the study stay safe. Optuna
+    has no public hook for the order, hence the override of its queue's one method."""
+    import optuna
+
+    running, waiting = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
+    pop_in_order = study._pop_waiting_trial_id
+
+    def pop_retry_first() -> int | None:
+        for trial in study.get_trials(deepcopy=False, states=(waiting,)):
+            if not is_retry(trial):
+                continue
+            try:
+                if study._storage.set_trial_state_values(trial._trial_id, state=running):
+                    return trial._trial_id
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # finished by another process meanwhile
+        return pop_in_order()
+
+    study._pop_waiting_trial_id = pop_retry_first
+    return study
+
+
 def _open_journal(path: Path, heartbeat_seconds: int, grace_seconds: int) -> Any:
     from optuna.storages.journal import JournalFileBackend
 

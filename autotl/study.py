@@ -29,6 +29,7 @@ from autotl.storage import (
     is_connection_error,
     mask_url,
     open_storage,
+    retries_first,
     storage_host,
 )
 
@@ -351,6 +352,7 @@ class Session:
                 except optuna.exceptions.DuplicatedStudyError:
                     study, created = optuna.load_study(study_name=study_name, storage=opened,
                                                        sampler=sampler, pruner=pruner), False
+        retries_first(study)
         # Which strategies apply needs the built backbone (loaded once per process), and the
         # stored request records the strategies left out, so it is decided before the check.
         keep_applicable_strategies(prep, configured_backbone(prep.backbone_spec, config))

@@ -158,7 +158,7 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_confi
     assert [r["state"] for r in rows] == ["complete", "complete", "fail"]
     assert "interrupted (Ctrl-C)" in rows[2]["error"]
     monkeypatch.setattr(Trainer, "run", run)
-    _search(plugins, out, trials=2)  # the last queued known-good config, then the requeued one
+    _search(plugins, out, trials=2)  # the requeued config first, then the last known-good
     rows = _trials(out)
     assert len(rows) == 5 and all(r["state"] in ("complete", "pruned") for r in rows[3:])
     study = optuna.load_study(study_name=json.loads(
@@ -190,6 +190,37 @@ def test_a_trial_left_running_by_a_dead_process_is_failed_and_queued_again(
     assert retry.system_attrs.get("failed_trial") == orphan.number
     assert retry.state.is_finished() and retry.state != optuna.trial.TrialState.FAIL
     assert f"trial {orphan.number} stopped without a result" in caplog.text
+
+
+def test_a_resumed_search_runs_its_killed_trial_before_the_waiting_queue(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    """A retry is queued behind the known-good configs still waiting; a budget that runs out
+    after one trial must spend it on the killed config, not on the next in the queue."""
+    import time
+
+    from autotl.storage import open_storage
+
+    beat = dict(heartbeat_seconds=1, grace_seconds=2)
+    out = tmp_path / "run"
+    rec = _search(plugins, out, trials=1, **beat)  # three known-good configs still waiting
+    storage = open_storage(f"sqlite:///{out / 'study.db'}", **beat)
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() outside optimize()
+        orphan = optuna.load_study(study_name=rec.study, storage=storage).ask()
+    storage.record_heartbeat(orphan._trial_id)
+    waiting = [t.number for t in optuna.load_study(study_name=rec.study, storage=storage)
+               .get_trials(states=(optuna.trial.TrialState.WAITING,))]
+    assert waiting  # the queue the retry lands behind
+    time.sleep(3)
+    _search(plugins, out, trials=1, **beat)
+    study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
+    retry = study.trials[-1]
+    assert retry.system_attrs.get("failed_trial") == orphan.number
+    assert retry.state.is_finished() and retry.state != optuna.trial.TrialState.FAIL
+    # The orphan died before suggesting anything: its queued config is what the retry ran.
+    assert retry.params == study.trials[orphan.number].system_attrs["fixed_params"]
+    # The one trial this run had was the retry: the known-good queue still waits.
+    assert [t.number for t in study.trials
+            if t.state == optuna.trial.TrialState.WAITING] == waiting
 
 
 def test_resume_with_other_settings_is_refused(plugins, tmp_path: Path) -> None:  # noqa: ANN001

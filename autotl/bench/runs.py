@@ -35,6 +35,7 @@ from autotl.bench.results import (
     flat_request,
     protocol_of,
     read_rows_file,
+    row_key,
     row_split_seed,
     rows_from_study,
     write_rows,
@@ -142,8 +143,15 @@ class Bench:
                             self.run_baseline(task, size, method, draw)
         return self.rows
 
+    def fixed_done(self, task: Task, size: int | None, method: str, draw: int = 0) -> bool:
+        """Whether a fixed run (the oracle, a baseline) has a row for every config at each of
+        the task's seeds; raising the seeds makes a finished run unfinished again."""
+        rows = self.finished(task, size, method, draw=draw)
+        configs = {json.dumps(r["params"], sort_keys=True) for r in rows}
+        return bool(rows) and len(rows) >= len(configs) * self.suite.seeds_of(task)
+
     def run_oracle(self, task: Task, size: int | None, draw: int = 0) -> None:
-        if self.finished(task, size, ORACLE, draw=draw):
+        if self.fixed_done(task, size, ORACLE, draw=draw):
             return
         backbone = self._backbone(task)
         strategies = {n: self.plugins.strategies.get(n) for n in self.suite.grid.strategies}
@@ -152,7 +160,7 @@ class Bench:
         self._fixed(task, size, ORACLE, configs, list(strategies), draw)
 
     def run_baseline(self, task: Task, size: int | None, method: str, draw: int = 0) -> None:
-        if self.finished(task, size, method, draw=draw):
+        if self.fixed_done(task, size, method, draw=draw):
             return
         baselines = dict(task.baselines)
         heads = {self.suite.grid.head: self.plugins.heads.get(self.suite.grid.head)}
@@ -233,7 +241,7 @@ class Bench:
         scored on the test split. Under either protocol a fixed config trains on the K rows
         per class (validation, from the rest of the data, chooses nothing here)."""
         name = f"{task.name}-{size_label(size)}pc{self._draw_label(draw)}-{method}"
-        queue = [c for _ in range(self.suite.seeds) for c in configs]
+        queue = [c for _ in range(self.suite.seeds_of(task)) for c in configs]
         run = {"seed": 0, "trials": len(queue), "prior": "none", "prune": False,
                "score_test": "all", "strategies": strategies, "heads": [self.suite.grid.head]}
         self._study(task, size, name, {"method": method, "rows": "each"}, run, queue=queue,
@@ -280,9 +288,12 @@ class Bench:
                               "benchmark scores every method on one; set test_fraction in the "
                               f"task (e.g. test_fraction = 0.2) in {self.suite.path}.")
         study = session.study
-        if queue is not None and not study.get_trials(deepcopy=False):
-            for params in queue:
-                study.enqueue_trial(params, user_attrs={"origin": f"bench:{bench['method']}"})
+        if queue is not None:  # all of it, or (more seeds than before) what it lacks
+            origin = f"bench:{bench['method']}"
+            queued = sum(t.user_attrs.get("origin") == origin
+                         for t in study.get_trials(deepcopy=False))
+            for params in queue[queued:]:
+                study.enqueue_trial(params, user_attrs={"origin": origin})
         study.set_user_attr("bench", {"suite": self.suite.name, "task": task.name, **bench})
         if remaining > 0:
             session.optimize()
@@ -291,8 +302,10 @@ class Bench:
         recommendation = session.finish()
         if recommendation.recommended is not None:
             session.study.set_user_attr("selected_trial", recommendation.recommended.trial)
-        rows = [self._complete(row, session, task) for row in
-                rows_from_study(session.study, self.storage)]
+        have = {row_key(r) for r in self.rows}  # a topped-up study's earlier rows are kept
+        rows = [row for row in (self._complete(r, session, task) for r in
+                                rows_from_study(session.study, self.storage))
+                if row_key(row) not in have]
         shutil.rmtree(cache, ignore_errors=True)
         write_rows(self.results, rows, append=True)
         self.rows += rows

@@ -35,6 +35,7 @@ A suite file (``benchmarks/suites/*.toml``)::
     backbone = "offline:mobilenetv2-100"
     sizes = [5, 20, 50]
     image_size = 32      # any other `autotl search` setting
+    seeds = 3            # optional: this task's oracle and baseline seeds (default: the suite's)
 
 **Protocols.** ``simulated`` (the default): every method trains on K rows per class and the
 searches validate on up to 100 per class from the rest of the data — small training data beside
@@ -44,6 +45,11 @@ rows per class (``autotl search --sample-only``), as a user who has only K does;
 the fixed baselines train on exactly those K rows, so regret pairs the same rows. Each draw is
 its own comparison (rows carry ``split_seed``); size 1 is allowed, where autotl recommends from
 its prior alone and the bench trains that pick on the one row per class.
+
+**More seeds later.** Raising ``seeds`` (the suite's or a task's) and running again tops up
+finished oracle and baseline runs: their studies get the missing repetitions queued, trained as
+a run with the higher count from the start would have trained them (trial n with seed n), and
+only the new rows are added.
 
 **The grid's rules.** Learning rates: ``learning_rates`` values per strategy, log-spaced in
 the strategy's own range at the centres of equal log-width bins (for a range ``[lo, hi]`` and
@@ -116,6 +122,7 @@ class Task:
     sizes: tuple[int | None, ...]
     settings: tuple[tuple[str, Any], ...]  # SearchConfig settings, data and backbone included
     baselines: tuple[tuple[str, Baseline], ...] = ()  # the suite's, with the task's overrides
+    seeds: int | None = None  # the oracle's and baselines' seeds here (None: the suite's)
 
     @property
     def data(self) -> str:
@@ -156,6 +163,10 @@ class Suite:
     def draw_indices(self) -> tuple[int, ...]:
         """The draws this run covers: all of ``range(draws)`` unless ``--draws`` chose some."""
         return self.only_draws if self.only_draws is not None else tuple(range(self.draws))
+
+    def seeds_of(self, task: Task) -> int:
+        """Training seeds of ``task``'s oracle configs and fixed baselines."""
+        return task.seeds if task.seeds is not None else self.seeds
 
     def select(self, tasks: list[str] | None = None, methods: list[str] | None = None,
                sizes: list[str] | None = None, draws: list[str] | None = None) -> Suite:
@@ -383,11 +394,15 @@ def _task(table: Any, settings: dict[str, Any], baselines: dict[str, Baseline],
         b = baselines[key]
         table_of = {"strategy": b.strategy, "lr": b.lr, **dict(b.params), **override}
         task_baselines[key] = _baseline(key, table_of, f"{where} baselines.{key}")
+    seeds = table.get("seeds")
+    if seeds is not None and (_expect(seeds, int, where, "'seeds' must be a whole number >= 1")
+                              < 1):
+        raise ConfigError(f"{where}: 'seeds' must be at least 1, but got {seeds}.")
     merged = {**settings, **{k: v for k, v in table.items()
-                             if k not in ("name", "sizes", "baselines")}}
+                             if k not in ("name", "sizes", "baselines", "seeds")}}
     task = Task(name=name, sizes=tuple(sorted(sizes, key=lambda s: math.inf if s is None else s)),
                 settings=tuple(sorted(merged.items())),
-                baselines=tuple(task_baselines.items()))
+                baselines=tuple(task_baselines.items()), seeds=seeds)
     for size in task.sizes:  # unknown or bad settings fail here, before anything trains
         try:
             task.config(size)

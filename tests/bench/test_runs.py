@@ -233,3 +233,38 @@ def test_a_grid_stopped_by_ctrl_c_resumes_to_every_config(tmp_path: Path,
     oracle = [r for r in read_rows_file(out / "results.jsonl") if r["method"] == "oracle"]
     configs = [json.dumps([r["strategy"], r["params"]], sort_keys=True) for r in oracle]
     assert len(oracle) == 8 and all(configs.count(c) == 2 for c in configs)
+
+
+def test_raising_a_tasks_seeds_tops_up_finished_fixed_runs(tmp_path: Path) -> None:
+    """A task's `seeds` above the suite's, set after its oracle and baseline ran: a rerun
+    trains only the missing repetitions (trial n with seed n, as a run with two seeds from the
+    start would), adds their rows and keeps the earlier ones as they were."""
+    text = (SUITE.format(prior=_prior(tmp_path / "prior.json"), test="test_fraction = 0.2")
+            .replace("seeds = 2\nsearch_seeds = 2", "seeds = 1\nsearch_seeds = 1\n"
+                     "methods = [\"oracle\", \"head-only\"]")
+            .replace('["full", "subset", "head-only", "lora"]', '["full", "head-only"]'))
+    path = tmp_path / "tiny.toml"
+    path.write_text(textwrap.dedent(text))
+    out = tmp_path / "bench"
+    assert main(["bench", str(path), "--out", str(out)]) == 0
+    before = read_rows_file(out / "results.jsonl")
+    assert sorted((r["method"], r["seed"]) for r in before) == [
+        ("head-only", 0), ("oracle", 0), ("oracle", 1)]
+    assert load_suite(path).seeds_of(load_suite(path).tasks[0]) == 1
+
+    path.write_text(textwrap.dedent(text).replace('name = "digits-tiny"',
+                                                  'name = "digits-tiny"\nseeds = 2'))
+    assert load_suite(path).seeds_of(load_suite(path).tasks[0]) == 2
+    assert main(["bench", str(path), "--out", str(out)]) == 0
+    after = read_rows_file(out / "results.jsonl")
+    assert after[:len(before)] == before  # earlier rows untouched, none doubled
+    assert sorted((r["method"], r["seed"]) for r in after) == [
+        ("head-only", 0), ("head-only", 1), ("oracle", 0), ("oracle", 1), ("oracle", 2),
+        ("oracle", 3)]
+    oracle = [r for r in after if r["method"] == "oracle"]
+    # the second repetition is the same two configs, in the same order
+    assert [r["params"] for r in oracle[2:]] == [r["params"] for r in oracle[:2]]
+    assert _studies(out) == {"digits-tiny-5pc-oracle": 4, "digits-tiny-5pc-head-only": 2}
+    # finished now: a third run trains nothing
+    assert main(["bench", str(path), "--out", str(out)]) == 0
+    assert read_rows_file(out / "results.jsonl") == after

@@ -110,6 +110,9 @@ def test_draws_can_be_chosen_by_number_and_an_unknown_one_is_named(tmp_path: Pat
     (("name = ", "draws = 0\nname = "), "'draws' and 'search_trials' must be at least 1"),
     (("sizes = [20, 5, \"all\"]", "sizes = [5, 5]"), "repeats a size"),
     (("image_size = 32", "image_size = 32\nseed = 3"), "['seed'] are set by autotl bench"),
+    (("image_size = 32", "image_size = 32\nseeds = 0"), "('digits-cnn'): 'seeds' must be at "
+                                                        "least 1, but got 0"),
+    (("image_size = 32", "image_size = 32\nseeds = \"two\""), "'seeds' must be a whole number"),
     (("image_size = 32", "image_sise = 32"), "unknown setting(s) in suite task 'digits-cnn': "
                                              "'image_sise' (did you mean 'image_size'?)"),
     (("min_steps = 8", "min_steps = 0"), "need 1 <= min_steps"),

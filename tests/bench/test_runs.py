@@ -69,6 +69,17 @@ def _suite(tmp_path: Path, test: str = "test_fraction = 0.2") -> Path:
     return path
 
 
+def _one_seed_suite(tmp_path: Path, top: str, strategies: str) -> Path:
+    """The tiny suite at one seed and one search seed, with ``top`` added to its top-level
+    keys and its grid's strategies replaced by ``strategies``."""
+    text = (SUITE.format(prior=_prior(tmp_path / "prior.json"), test="test_fraction = 0.2")
+            .replace("seeds = 2\nsearch_seeds = 2", "seeds = 1\nsearch_seeds = 1\n" + top)
+            .replace('["full", "subset", "head-only", "lora"]', strategies))
+    path = tmp_path / "one-seed.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
 def _studies(out: Path) -> dict[str, int]:
     url = f"sqlite:///{out / 'studies.db'}"
     return {s.study_name: s.n_trials
@@ -150,14 +161,10 @@ def test_the_real_protocol_pairs_searches_that_see_only_k_rows_with_fixed_config
     """protocol = "real": autotl and autotl-one-split see only the K rows per class; the
     oracle trains on exactly those rows; every draw is its own comparison; at 1 per class the
     prior's pick is trained on the one row of each class."""
-    text = (SUITE.format(prior=_prior(tmp_path / "prior.json"), test="test_fraction = 0.2")
-            .replace("seeds = 2\nsearch_seeds = 2", "seeds = 1\nsearch_seeds = 1\n"
-                     "protocol = \"real\"\ndraws = 2\nsearch_trials = 2\n"
-                     "methods = [\"oracle\", \"autotl\", \"autotl-one-split\"]")
-            .replace("sizes = [5]", "sizes = [1, 4]")
-            .replace('["full", "subset", "head-only", "lora"]', '["full", "lora"]'))
-    path = tmp_path / "real.toml"
-    path.write_text(textwrap.dedent(text))
+    path = _one_seed_suite(tmp_path, "protocol = \"real\"\ndraws = 2\nsearch_trials = 2\n"
+                           "methods = [\"oracle\", \"autotl\", \"autotl-one-split\"]",
+                           '["full", "lora"]')
+    path.write_text(path.read_text().replace("sizes = [5]", "sizes = [1, 4]"))
     out = tmp_path / "bench"
     assert main(["bench", str(path), "--out", str(out)]) == 0
     rows = read_rows_file(out / "results.jsonl")
@@ -199,12 +206,8 @@ def test_the_real_protocol_pairs_searches_that_see_only_k_rows_with_fixed_config
 
 def test_draws_runs_only_the_draws_named(tmp_path: Path) -> None:
     """`--draws 1` trains draw 1's rows (split seed 1) and nothing of draw 0."""
-    text = (SUITE.format(prior=_prior(tmp_path / "prior.json"), test="test_fraction = 0.2")
-            .replace("seeds = 2\nsearch_seeds = 2", "seeds = 1\nsearch_seeds = 1\n"
-                     "protocol = \"real\"\ndraws = 2\nmethods = [\"oracle\"]")
-            .replace('["full", "subset", "head-only", "lora"]', '["head-only"]'))
-    path = tmp_path / "real.toml"
-    path.write_text(textwrap.dedent(text))
+    path = _one_seed_suite(tmp_path, "protocol = \"real\"\ndraws = 2\nmethods = [\"oracle\"]",
+                           '["head-only"]')
     out = tmp_path / "bench"
     assert main(["bench", str(path), "--draws", "1", "--out", str(out)]) == 0
     rows = read_rows_file(out / "results.jsonl")
@@ -239,12 +242,9 @@ def test_raising_a_tasks_seeds_tops_up_finished_fixed_runs(tmp_path: Path) -> No
     """A task's `seeds` above the suite's, set after its oracle and baseline ran: a rerun
     trains only the missing repetitions (trial n with seed n, as a run with two seeds from the
     start would), adds their rows and keeps the earlier ones as they were."""
-    text = (SUITE.format(prior=_prior(tmp_path / "prior.json"), test="test_fraction = 0.2")
-            .replace("seeds = 2\nsearch_seeds = 2", "seeds = 1\nsearch_seeds = 1\n"
-                     "methods = [\"oracle\", \"head-only\"]")
-            .replace('["full", "subset", "head-only", "lora"]', '["full", "head-only"]'))
-    path = tmp_path / "tiny.toml"
-    path.write_text(textwrap.dedent(text))
+    path = _one_seed_suite(tmp_path, "methods = [\"oracle\", \"head-only\"]",
+                           '["full", "head-only"]')
+    text = path.read_text()
     out = tmp_path / "bench"
     assert main(["bench", str(path), "--out", str(out)]) == 0
     before = read_rows_file(out / "results.jsonl")
@@ -252,8 +252,7 @@ def test_raising_a_tasks_seeds_tops_up_finished_fixed_runs(tmp_path: Path) -> No
         ("head-only", 0), ("oracle", 0), ("oracle", 1)]
     assert load_suite(path).seeds_of(load_suite(path).tasks[0]) == 1
 
-    path.write_text(textwrap.dedent(text).replace('name = "digits-tiny"',
-                                                  'name = "digits-tiny"\nseeds = 2'))
+    path.write_text(text.replace('name = "digits-tiny"', 'name = "digits-tiny"\nseeds = 2'))
     assert load_suite(path).seeds_of(load_suite(path).tasks[0]) == 2
     assert main(["bench", str(path), "--out", str(out)]) == 0
     after = read_rows_file(out / "results.jsonl")

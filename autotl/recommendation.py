@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from autotl.selection import Choice, Scored, binomial_se, bootstrap, choose
+from autotl.selection import Z, Choice, Scored, binomial_se, bootstrap, choose
 from autotl.storage import mask_url
 
 STATES = ("complete", "pruned", "fail")
@@ -195,9 +195,10 @@ def scored_from_trial(trial: Any, n_val: int,
 
 
 def select(trials: list[Any], n_val: int, tolerance: float = 0.0,
-           prior: dict[str, tuple[float, float]] | None = None) -> Choice | None:
-    """The selection rule over completed trials."""
-    return choose([scored_from_trial(t, n_val, prior) for t in trials], tolerance=tolerance)
+           prior: dict[str, tuple[float, float]] | None = None, z: float = Z) -> Choice | None:
+    """The selection rule over completed trials (``z``: see :func:`autotl.selection.choose`)."""
+    return choose([scored_from_trial(t, n_val, prior) for t in trials], tolerance=tolerance,
+                  z=z)
 
 
 def prior_on_scale(expectations: dict[str, dict[str, float]] | None,

@@ -88,6 +88,7 @@ class Choice:
     gaps: dict[Any, tuple[float, float]] = field(default_factory=dict)  # key → (gap, se)
     tolerance: float = 0.0
     what: str = "config"
+    z: float = Z
 
     @property
     def is_tie(self) -> bool:
@@ -104,8 +105,8 @@ class Choice:
             return (f"{lead.label} leads every other {self.what} by more than the noise "
                     f"(closest gap {gap:.3f}, one standard error {se:.3f}).")
         names = ", ".join(f"{s.label} {s.estimate:.3f}" for s in self.tied)
-        band = "one standard error" + (f" plus the tolerance {self.tolerance:.3f}"
-                                       if self.tolerance else "")
+        band = ("one standard error" if self.z == 1 else f"{self.z:g} standard errors") + (
+            f" plus the tolerance {self.tolerance:.3f}" if self.tolerance else "")
         text = (f"Tie: the measurement cannot separate {len(self.tied)} {self.what}s within "
                 f"{band} of the best ({names}).")
         if self.chosen.key == lead.key:
@@ -120,7 +121,7 @@ class Choice:
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.chosen.key, "leader": self.leader.key,
                 "tied": [s.key for s in self.tied], "tie": self.is_tie,
-                "tolerance": self.tolerance, "z": Z, "words": self.describe()}
+                "tolerance": self.tolerance, "z": self.z, "words": self.describe()}
 
 
 def binomial_se(accuracy: float, n: int) -> float:
@@ -152,8 +153,10 @@ def gap_se(a: Scored, b: Scored) -> float:
 
 
 def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
-           what: str = "config") -> Choice | None:
-    """Apply the rule (module docstring) to ``candidates``; None when there are none."""
+           what: str = "config", z: float = Z) -> Choice | None:
+    """Apply the rule (module docstring) to ``candidates``; None when there are none. ``z``
+    widens or narrows the tie band (standard errors of the gap); autotl always uses
+    :data:`Z`, other values are for what-if replays of stored searches."""
     if not candidates:
         return None
     leader = max(candidates, key=lambda s: (s.estimate, -s.cost[0], -s.cost[1]))
@@ -161,12 +164,12 @@ def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
     for s in candidates:
         gap, se = _gap(leader, s)
         gaps[s.key] = (gap, se)
-        if s.key == leader.key or gap <= Z * se + tolerance + 1e-12:
+        if s.key == leader.key or gap <= z * se + tolerance + 1e-12:
             tied.append(s)
     tied.sort(key=lambda s: -s.estimate)
     chosen = min(tied, key=lambda s: (s.cost, -s.estimate))
     return Choice(chosen=chosen, leader=leader, tied=tied, gaps=gaps, tolerance=tolerance,
-                  what=what)
+                  what=what, z=z)
 
 
 def bootstrap(candidates: Sequence[Scored], *, resamples: int = 500, seed: int = 0,

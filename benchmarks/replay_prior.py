@@ -1,6 +1,6 @@
 """What would another prior have changed? Replays benchmark searches without training anything.
 
-    python benchmarks/replay_prior.py RESULTS [MORE ...] --prior SOURCE [MORE ...]
+    python benchmarks/replay_prior.py RESULTS [MORE ...] --prior SOURCE [MORE ...] [--z Z]
 
 RESULTS are result rows (`autotl bench` output; files or folders, as `autotl leaderboard` takes
 them) holding each group's `oracle` rows and the `autotl` rows to replay. Each autotl row names
@@ -18,6 +18,11 @@ For each autotl row:
   row, the model a recommendation of it would ship), so a replayed choice that lands on one of
   those picks has its test accuracy already; one that lands elsewhere is reported unscored;
 - its regret is the group's oracle best mean test accuracy minus that accuracy.
+
+`--z Z` also replays the new choice with another tie band: Z standard errors of the gap instead
+of autotl's one (0: no tie, the best estimate always wins). It asks what the rule's preference
+for the cheaper of tied configs cost or saved on these searches; choosing Z by these test
+figures would be tuning on the test split.
 
 What it cannot replay: LogME (the search computed it from the backbone's features; records
 from result rows carry none, so the new prior's nearness leaves it out) and the prior's say in
@@ -63,13 +68,16 @@ def _study_of(row: dict[str, Any]) -> tuple[str, str]:
     return " ".join(words[:at]), words[at + 1]
 
 
-def replay_row(row: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row's search selected again with its own prior expectations and with ``records``;
-    None for a search that measured nothing (one row per class: the prior alone chose)."""
+def replay_row(row: dict[str, Any], records: list[dict[str, Any]],
+               z: float | None = None) -> dict[str, Any] | None:
+    """The row's search selected again with its own prior expectations and with ``records``
+    (and the tie band ``z``, default autotl's); None for a search that measured nothing (one
+    row per class: the prior alone chose)."""
     import optuna
 
     from autotl.prior import leave_out, recommend
     from autotl.recommendation import prior_on_scale, select
+    from autotl.selection import Z
 
     storage, name = _study_of(row)
     try:
@@ -97,7 +105,8 @@ def replay_row(row: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, 
     out: dict[str, Any] = {"study": name, "records_used": len(kept),
                            "of_modality": sum(r["modality"] == row["modality"] for r in kept)}
     for label, prior in (("old", used), ("new", new)):
-        choice = select(complete, n_scored, prior=prior)
+        choice = select(complete, n_scored, prior=prior,
+                        z=z if label == "new" and z is not None else Z)
         assert choice is not None
         number = choice.chosen.key
         scored = tests.get(number)
@@ -112,7 +121,7 @@ def by_number(trials: list[Any], number: int) -> str:
 
 
 def replay(rows: list[dict[str, Any]], records: list[dict[str, Any]],
-           method: str = "autotl") -> list[dict[str, Any]]:
+           method: str = "autotl", z: float | None = None) -> list[dict[str, Any]]:
     """One entry per replayed row: old and new choice with their regret and its interval."""
     best = {(s.task, s.n_per_class, s.protocol): s for s in standings(rows)
             if s.method == ORACLE}
@@ -125,7 +134,7 @@ def replay(rows: list[dict[str, Any]], records: list[dict[str, Any]],
             raise ConfigError(f"no oracle rows for task {row['task']!r} at "
                               f"{row['n_per_class']} per class (protocol {row['protocol']!r}): "
                               "regret needs them; pass the result files that hold them.")
-        replayed = replay_row(row, records)
+        replayed = replay_row(row, records, z)
         if replayed is None:
             continue
         entry = {"task": row["task"], "n_per_class": row["n_per_class"],
@@ -175,9 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prior", nargs="+", required=True,
                         help="the new prior: 'default', 'none', prior files, size maps, rows")
     parser.add_argument("--method", default="autotl", help="the rows to replay")
+    parser.add_argument("--z", type=float, default=None,
+                        help="the new choice's tie band in standard errors of the gap "
+                             "(default: autotl's, 1; 0: the best estimate always wins)")
     args = parser.parse_args(argv)
+    if args.z is not None and args.z < 0:
+        print(f"error: --z must be 0 or more standard errors, but got {args.z}",
+              file=sys.stderr)
+        return 2
     try:
-        entries = replay(read_results(args.results), prior_records(args.prior), args.method)
+        entries = replay(read_results(args.results), prior_records(args.prior), args.method,
+                         args.z)
     except AutoTLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -197,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{_num(s['old_mean_regret'])} "
               f"-> {_num(s['new_mean_regret'])}, {s['changed']} of {s['searches']} choices "
               "changed")
-    print(json.dumps({"prior": args.prior, "groups": summary, "searches": entries}))
+    print(json.dumps({"prior": args.prior, "z": args.z, "groups": summary,
+                      "searches": entries}))
     return 0
 
 

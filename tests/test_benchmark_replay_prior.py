@@ -99,3 +99,17 @@ def test_rows_without_their_oracle_or_study_are_named(script: ModuleType, bench:
              if r["method"] == "autotl" else r for r in rows]
     with pytest.raises(script.ConfigError, match="gone"):
         script.replay(moved, [])
+
+
+def test_a_narrower_tie_band_replays_the_leader_and_zero_or_more_is_required(
+        script: ModuleType, bench: Path, capsys: pytest.CaptureFixture) -> None:
+    """--z 0: no tie, so the search's best estimate (LoRA, 12/20) is chosen over the cheaper
+    head-only (11/20); the old choice keeps autotl's band."""
+    assert script.main([str(bench / "results.jsonl"), "--prior", "none", "--z", "0"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (search,) = result["searches"]
+    assert result["z"] == 0
+    assert search["old"]["strategy"] == "head-only" and search["old"]["tie"]
+    assert search["new"]["strategy"] == "lora" and not search["new"]["tie"]
+    assert script.main([str(bench / "results.jsonl"), "--prior", "none", "--z", "-1"]) == 2
+    assert "--z must be 0 or more" in capsys.readouterr().err

@@ -191,6 +191,7 @@ def requeue_stale_trial(study: Any, trial: Any) -> None:
         system_attrs={**trial.system_attrs, "failed_trial": history[0],
                       "retry_history": history}))
 
+
 def is_retry(trial: Any) -> bool:
     """A queued config that ran before and was cut short: its process died (the heartbeat
     queued it again) or the user pressed Ctrl-C."""

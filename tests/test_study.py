@@ -164,6 +164,7 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_confi
     study = optuna.load_study(study_name=json.loads(
         (out / "recommendation.json").read_text())["study"], storage=f"sqlite:///{out / 'study.db'}")
     assert study.trials[4].params == study.trials[2].params  # the interrupted config, rerun
+    assert study.trials[4].datetime_start < study.trials[3].datetime_start  # and run first
 
 
 def test_a_trial_left_running_by_a_dead_process_is_failed_and_queued_again(

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build recommendation.json, trials.csv, report.md, report.html and "
         "best_model/ from a study in any storage: after workers finished, or to refresh the "
         "outputs while they run.",
+        epilog="examples:\n  autotl report --storage sqlite:///runs/digits/study.db --study "
+        "digits-all-timm-resnet18\n  autotl report --storage sqlite:///runs/digits/study.db "
+        "--study digits-all-timm-resnet18 --trial 3   best_model/ from trial 3 instead",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_stored_study_arguments(p)
     p.add_argument("--data", help="where the study's data lives on this host (default: where "
@@ -119,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--artifacts", help="where the workers kept trials' trained tensors, if not "
                    "where the study's creator said")
     p.add_argument("--cache-dir", help="this host's activation cache folder")
+    p.add_argument("--trial", type=int, metavar="N",
+                   help="put completed trial N in best_model/ instead of the recommended one, "
+                   "e.g. the best estimate when a tie went to a cheaper config (the report "
+                   "names it); recommendation.json still records what the rule chose")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser(
@@ -397,7 +405,8 @@ def cmd_report(args: argparse.Namespace, plugins: Plugins) -> int:
                           out=Path(args.out) if args.out else None, device=args.device,
                           cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                           plugins=plugins,
-                          artifacts=Path(args.artifacts) if args.artifacts else None)
+                          artifacts=Path(args.artifacts) if args.artifacts else None,
+                          trial=args.trial)
     print(result.summary())
     return 0
 

@@ -56,8 +56,10 @@ class Recommendation:
 
     ``recommended`` is what :mod:`autotl.selection`'s rule chooses on validation accuracy:
     the cheapest config within the noise of the best; ``cheapest_within_tolerance`` also gives
-    up ``tolerance``. ``selection`` says in words how the choice was made. Test accuracy,
-    where the data has a test split, is scored afterwards and never used to choose.
+    up ``tolerance``. ``best_estimate`` is the highest estimate where a tie went to a cheaper
+    config, and ``user_choice`` the trial a user asked ``best_model/`` to hold instead
+    (``autotl report --trial``). ``selection`` says in words how the choice was made. Test
+    accuracy, where the data has a test split, is scored afterwards and never used to choose.
     """
 
     dataset: dict[str, Any]
@@ -85,6 +87,11 @@ class Recommendation:
     # How often the rule picks each strategy over bootstrap resamples of the scored rows.
     confidence: dict[str, Any] | None = None
     final_model: str = ""  # what best_model/ was trained on, in words
+    # The highest estimate, where a tie went to a cheaper config: what a user to whom
+    # training cost does not matter may take instead (``autotl report --trial``).
+    best_estimate: Candidate | None = None
+    # The trial a user asked ``best_model/`` to hold instead of the recommended one.
+    user_choice: Candidate | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,14 +99,15 @@ class Recommendation:
     def named_trials(self) -> list[int]:
         """Trials the recommendation names: recommended, cheapest within tolerance, and each
         strategy's representative (the ones whose models are kept and test-scored)."""
-        numbers = [c.trial for c in (self.recommended, self.cheapest_within_tolerance) if c]
+        numbers = [c.trial for c in (self.recommended, self.cheapest_within_tolerance,
+                                     self.user_choice) if c]
         numbers += [s["trial"] for s in self.per_strategy if s.get("trial") is not None]
         return list(dict.fromkeys(numbers))
 
     def attach_test_scores(self, scores: dict[int, float], n_test: int) -> None:
         """Test accuracy beside validation accuracy for every named trial that has one."""
         self.dataset["n_test"] = n_test
-        for candidate in (self.recommended, self.cheapest_within_tolerance):
+        for candidate in (self.recommended, self.cheapest_within_tolerance, self.user_choice):
             if candidate is not None:
                 candidate.test_accuracy = scores.get(candidate.trial)
         for entry in self.per_strategy:
@@ -136,6 +144,22 @@ class Recommendation:
             lines.append(self.selection)
         if self.confidence:
             lines.append(self.confidence["words"])
+        estimate = self.best_estimate
+        if estimate is not None and self.user_choice is None:
+            lines.append(
+                f"If training cost does not matter to you, take the best estimate instead, "
+                f"{estimate.short()}: {estimate.describe(self.n_groups)} ({scored} "
+                f"{estimate.val_accuracy:.3f}, {estimate.train_seconds:.1f} s to train). "
+                f"`autotl report --storage '{self.storage}' --study '{self.study}' --out "
+                f"'{self.out}' --trial {estimate.trial}` rebuilds best_model/ from it.")
+        mine = self.user_choice
+        if mine is not None:
+            test = (f", test accuracy {mine.test_accuracy:.3f}"
+                    if mine.test_accuracy is not None else "")
+            lines.append(
+                f"best_model/ holds {mine.short()} as asked with --trial {mine.trial}, not the "
+                f"recommended trial {best.trial}: {mine.describe(self.n_groups)} ({scored} "
+                f"{mine.val_accuracy:.3f}{test}).")
         if self.final_model:
             lines.append(self.final_model)
         cheap = self.cheapest_within_tolerance
@@ -250,6 +274,8 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
     within = select(complete, n_val, config.tolerance, prior=prior)
     best = candidate_from_trial(by_number[choice.chosen.key]) if choice else None
     cheapest = candidate_from_trial(by_number[within.chosen.key]) if within else None
+    estimate = (candidate_from_trial(by_number[choice.leader.key])
+                if choice and choice.leader.key != choice.chosen.key else None)
     per_strategy, picks = [], []
     for name in prep.strategies:
         own = [t for t in complete if t.params.get("strategy") == name]
@@ -304,6 +330,7 @@ def build_recommendation(study: Any, prep: Any, config: Any, backbone: Any, trai
         backbone=backbone.name,
         recommended=best,
         cheapest_within_tolerance=cheapest,
+        best_estimate=estimate,
         per_strategy=per_strategy,
         n_trials=len(trials),
         trial_states={k: v for k, v in states.items() if v},

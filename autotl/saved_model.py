@@ -216,10 +216,10 @@ def prune_trial_states(study: Any, folder: Path, keep: set[int]) -> None:
 
 def save_best_model(out: Path, trial: Any, plan: Any, trained: dict[str, torch.Tensor],
                     prep: Any, backbone: Any, recommendation: Any) -> Path:
-    """Write the recommended trial's trained tensors and how to rebuild them as
-    ``best_model/``."""
+    """Write the recommended trial's (or the user's ``--trial``) trained tensors and how to
+    rebuild them as ``best_model/``."""
     config = prep.config
-    recommended = recommendation.recommended
+    held = recommendation.user_choice or recommendation.recommended
     manifest = {
         "backbone": backbone.name,
         "pretrained": config.pretrained,
@@ -233,9 +233,11 @@ def save_best_model(out: Path, trial: Any, plan: Any, trained: dict[str, torch.T
         "head_params": plan.head_params,
         "class_names": list(prep.data.class_names),
         "val_accuracy": trial.value,
-        "test_accuracy": recommended.test_accuracy if recommended else None,
+        "test_accuracy": held.test_accuracy if held else None,
         "trial": trial.number,
         "study": config.study,
         "selection": recommendation.selection,
+        # Whether the rule chose this trial, or a user's `autotl report --trial`.
+        "chosen_by": "user" if recommendation.user_choice else "rule",
     }
     return save_model(out / "best_model", trained, manifest)

@@ -521,14 +521,20 @@ class Session:
                     where, reason, wait, failures, STORAGE_RETRIES)
         time.sleep(wait)
 
-    def finish(self) -> Any:
-        """Build the recommendation from storage and write every output file."""
-        from autotl.recommendation import build_recommendation
+    def finish(self, trial: int | None = None) -> Any:
+        """Build the recommendation from storage and write every output file; ``trial``, a
+        completed trial's number, puts that trial in ``best_model/`` instead of the
+        recommended one (the recommendation itself is unchanged)."""
+        from autotl.recommendation import build_recommendation, candidate_from_trial
         from autotl.report import write_outputs
 
         recommendation = build_recommendation(
             self.study, self.prep, self.config, self.backbone, self.trainer,
             cache_stats=self.cache.stats if self.cache else None)
+        best = recommendation.recommended
+        if trial is not None and best is not None and trial != best.trial:
+            chosen = next(t for t in self.study.get_trials(deepcopy=False) if t.number == trial)
+            recommendation.user_choice = candidate_from_trial(chosen)
         named = self.finish_models(recommendation)
         write_outputs(recommendation, self.study, self.out)
         from autotl.saved_model import prune_trial_states
@@ -567,9 +573,10 @@ class Session:
                 {n: v["accuracy"] for n, v in scores.items()}, n_test=len(self.prep.test))
         best = recommendation.recommended
         if best is not None:
-            # Stored on the study, so readers of the storage alone (leaderboards) know it.
+            # Stored on the study, so readers of the storage alone (leaderboards) know it; a
+            # user's --trial changes best_model/, not what the rule selected.
             self.study.set_user_attr("selected_trial", best.trial)
-            trial = complete[best.trial]
+            trial = complete[(recommendation.user_choice or best).trial]
             plan = plan_from_params(trial.params, self.prep.strategies, self.prep.heads)
             save_best_model(self.out, trial, plan, self.trained_state(trial, plan), self.prep,
                             self.backbone, recommendation)

@@ -315,15 +315,44 @@ def run_local_workers(session: Any) -> None:
 def write_report(storage: str, study_name: str, *, out: Path | None = None,
                  data: str | None = None, device: str | None = None,
                  cache_dir: Path | None = None, plugins: Any = None,
-                 artifacts: Path | None = None) -> Any:
+                 artifacts: Path | None = None, trial: int | None = None) -> Any:
     """``autotl report``: the recommendation and every report file from a stored study (the
-    steps that run once after the trials); returns the Recommendation."""
+    steps that run once after the trials); returns the Recommendation. ``trial``: a
+    completed trial to put in ``best_model/`` instead of the recommended one."""
     from autotl.study import Session
 
     request = open_study_request(storage, study_name)
+    if trial is not None:
+        check_completed_trial(storage, study_name, trial)
     config = config_from_request(request, data=data, storage=storage, study=study_name,
                                  out=out, device=device, cache_dir=cache_dir,
                                  artifacts=artifacts)
     session = Session(config, plugins=plugins, progress=False, attach=True)
-    return session.finish()
+    return session.finish(trial=trial)
+
+
+def check_completed_trial(storage: str, study_name: str, number: int) -> None:
+    """Refuse, before any model loads, a ``--trial`` that names no completed trial."""
+    import optuna
+
+    from autotl.storage import open_storage
+    from autotl.study import _quiet_optuna
+
+    with _quiet_optuna():
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    shown = ", ".join(f"{t.number} ({t.params.get('strategy', '?')}, {t.value:.3f})"
+                      for t in complete[:20]) or "none"
+    found = next((t for t in trials if t.number == number), None)
+    if found is None:
+        problem = f"study {study_name!r} has no trial {number}"
+    elif found.state != optuna.trial.TrialState.COMPLETE:
+        problem = (f"trial {number} of study {study_name!r} is {found.state.name.lower()}, "
+                   "so it has no finished model")
+    else:
+        return
+    raise ConfigError(
+        f"--trial {number}: {problem}. Pick a completed trial (number, strategy, score): "
+        f"{shown}; trials.csv in the search's output folder lists every trial.")
 

@@ -134,6 +134,63 @@ def test_joining_a_missing_study_says_how_to_create_it(
         run_worker(storage, "missing", plugins=plugins)
 
 
+
+def test_report_trial_puts_a_ties_best_estimate_in_best_model(
+        plugins, tmp_path: Path) -> None:  # noqa: ANN001
+    storage, out = _sqlite(tmp_path), tmp_path / "run"
+    search(storage=storage, study="s", trials=2, out=out, cache_dir=tmp_path / "cache",
+           progress=False, plugins=plugins, **TINY)  # fold-scored: 72 rows, at chance
+    study = optuna.load_study(study_name="s", storage=storage)
+    real = {t.params["strategy"]: t for t in study.trials}
+    n = len(real["lora"].user_attrs["val_correct"])
+
+    def add(strategy: str, wrong: set[int], seconds: float) -> None:
+        """A completed trial of ``strategy``'s config, scored wrong on rows ``wrong`` only."""
+        correct = "".join("0" if i in wrong else "1" for i in range(n))
+        source = real[strategy]
+        study.add_trial(optuna.trial.create_trial(
+            params=source.params, distributions=source.distributions,
+            value=correct.count("1") / n,
+            user_attrs={"val_correct": correct, "train_seconds": seconds, "origin": "test",
+                        "trainable_params": source.user_attrs["trainable_params"]}))
+
+    add("lora", {0}, seconds=100.0)  # trial 2: the best estimate, slow to train
+    add("head-only", {1, 2}, seconds=1.0)  # trial 3: one row lower, inside the noise, cheap
+    rec = write_report(storage, "s", out=out, plugins=plugins, device="cpu")
+    assert (rec.recommended.trial, rec.best_estimate.trial) == (3, 2)
+    assert "The tie goes to the cheapest, trial 3 (head-only)" in rec.selection
+    assert (f"`autotl report --storage '{storage}' --study 's' --out '{out}' --trial 2` "
+            "rebuilds best_model/ from it") in rec.summary()
+    assert json.loads((out / "best_model" / "model.json").read_text())["trial"] == 3
+
+    rec = write_report(storage, "s", out=out, plugins=plugins, device="cpu", trial=2)
+    manifest = json.loads((out / "best_model" / "model.json").read_text())
+    assert (manifest["trial"], manifest["strategy"], manifest["chosen_by"]) == (2, "lora", "user")
+    stored = json.loads((out / "recommendation.json").read_text())
+    assert (stored["recommended"]["trial"], stored["user_choice"]["trial"]) == (3, 2)
+    assert study.user_attrs["selected_trial"] == 3  # what the rule chose, for leaderboards
+    assert "best_model/ holds trial 2 (lora) as asked with --trial 2, not the recommended " \
+        "trial 3" in rec.summary()
+    assert rec.final_model.startswith(f"best_model/ is trial 2's config retrained on all {n} rows")
+    assert "rebuilds best_model/" not in rec.summary()
+
+
+def test_report_trial_refuses_a_trial_without_a_model_before_loading_anything(
+        plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    storage = _sqlite(tmp_path)
+    _create(storage, "s", tmp_path, plugins=plugins, trials=2, **TINY)  # trials queued, none run
+
+    def no_session(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the backbone and data were loaded before the refusal")
+
+    monkeypatch.setattr("autotl.study.Session", no_session)
+    with pytest.raises(ConfigError, match=r"--trial 9: study 's' has no trial 9\. Pick a "
+                                          r"completed trial \(number, strategy, score\): none"):
+        write_report(storage, "s", trial=9, plugins=plugins)
+    with pytest.raises(ConfigError, match=r"--trial 0: trial 0 of study 's' is waiting, so it "
+                                          r"has no finished model"):
+        write_report(storage, "s", trial=0, plugins=plugins)
+
 # -- real processes --------------------------------------------------------------------------------
 
 

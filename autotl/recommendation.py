@@ -148,7 +148,7 @@ class Recommendation:
         if estimate is not None and self.user_choice is None:
             lines.append(
                 f"If training cost does not matter to you, take the best estimate instead, "
-                f"{estimate.short()}: {estimate.describe(self.n_groups)} ({scored} "
+                f"trial {estimate.trial}: {estimate.describe(self.n_groups)} ({scored} "
                 f"{estimate.val_accuracy:.3f}, {estimate.train_seconds:.1f} s to train). "
                 f"`autotl report --storage '{self.storage}' --study '{self.study}' --out "
                 f"'{self.out}' --trial {estimate.trial}` rebuilds best_model/ from it.")
@@ -157,8 +157,8 @@ class Recommendation:
             test = (f", test accuracy {mine.test_accuracy:.3f}"
                     if mine.test_accuracy is not None else "")
             lines.append(
-                f"best_model/ holds {mine.short()} as asked with --trial {mine.trial}, not the "
-                f"recommended trial {best.trial}: {mine.describe(self.n_groups)} ({scored} "
+                f"best_model/ holds trial {mine.trial} as asked with --trial {mine.trial}, not "
+                f"the recommended trial {best.trial}: {mine.describe(self.n_groups)} ({scored} "
                 f"{mine.val_accuracy:.3f}{test}).")
         if self.final_model:
             lines.append(self.final_model)

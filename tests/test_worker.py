@@ -169,8 +169,8 @@ def test_report_trial_puts_a_ties_best_estimate_in_best_model(
     stored = json.loads((out / "recommendation.json").read_text())
     assert (stored["recommended"]["trial"], stored["user_choice"]["trial"]) == (3, 2)
     assert study.user_attrs["selected_trial"] == 3  # what the rule chose, for leaderboards
-    assert "best_model/ holds trial 2 (lora) as asked with --trial 2, not the recommended " \
-        "trial 3" in rec.summary()
+    assert "best_model/ holds trial 2 as asked with --trial 2, not the recommended trial 3: " \
+        "lora" in rec.summary()
     assert rec.final_model.startswith(f"best_model/ is trial 2's config retrained on all {n} rows")
     assert "rebuilds best_model/" not in rec.summary()
 

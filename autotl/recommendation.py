@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from autotl.selection import Z, Choice, Scored, binomial_se, bootstrap, choose
-from autotl.storage import mask_url
+from autotl.storage import MASK, mask_url
 
 STATES = ("complete", "pruned", "fail")
 
@@ -146,12 +146,15 @@ class Recommendation:
             lines.append(self.confidence["words"])
         estimate = self.best_estimate
         if estimate is not None and self.user_choice is None:
+            # A masked password would not connect: then the URL comes from $AUTOTL_STORAGE.
+            storage = ("" if MASK in self.storage else f"--storage '{self.storage}' ")
             lines.append(
                 f"If training cost does not matter to you, take the best estimate instead, "
                 f"trial {estimate.trial}: {estimate.describe(self.n_groups)} ({scored} "
                 f"{estimate.val_accuracy:.3f}, {estimate.train_seconds:.1f} s to train). "
-                f"`autotl report --storage '{self.storage}' --study '{self.study}' --out "
-                f"'{self.out}' --trial {estimate.trial}` rebuilds best_model/ from it.")
+                f"`autotl report {storage}--study '{self.study}' --out '{self.out}' --trial "
+                f"{estimate.trial}` rebuilds best_model/ from it"
+                + (" (with the storage URL in $AUTOTL_STORAGE)." if not storage else "."))
         mine = self.user_choice
         if mine is not None:
             test = (f", test accuracy {mine.test_accuracy:.3f}"

@@ -6,12 +6,15 @@ import optuna
 import pytest
 
 from autotl.recommendation import (
+    Candidate,
+    Recommendation,
     _what_decided,
     confidence,
     prior_on_scale,
     scored_from_trial,
     select,
 )
+from autotl.storage import mask_url
 
 
 def _trial(number: int, strategy: str, correct: str, seconds: float):  # noqa: ANN202
@@ -52,3 +55,28 @@ def test_a_measured_tie_goes_to_the_prior_then_to_the_cheaper_config() -> None:
     assert set(sure["shares"]) == {"full", "head-only"}
     assert sum(sure["shares"].values()) == pytest.approx(1.0)
     assert sure["shares"]["full"] > 0.5 and "bootstrap resamples" in sure["words"]
+
+
+def test_the_best_estimates_command_keeps_a_password_off_the_page() -> None:
+    def candidate(trial: int, strategy: str, accuracy: float, seconds: float) -> Candidate:
+        return Candidate(strategy=strategy, params={"lr": 1e-3, "head": "linear"},
+                         val_accuracy=accuracy, train_seconds=seconds, trainable_params=10,
+                         trial=trial)
+
+    def summary(storage: str) -> str:
+        cheap = candidate(1, "head-only", 0.60, 1.0)
+        return Recommendation(
+            dataset={"name": "d", "n_per_class": 5, "n_classes": 3}, backbone="b",
+            recommended=cheap, cheapest_within_tolerance=cheap, per_strategy=[], n_trials=2,
+            trial_states={"complete": 2}, storage=storage, study="s", tolerance=0.0,
+            n_groups=4, out="runs/s", best_estimate=candidate(0, "full", 0.62, 30.0)).summary()
+
+    plain = summary("sqlite:///runs/s/study.db")
+    assert ("take the best estimate instead, trial 0: full, lr 1.0e-03, linear head "
+            "(validation accuracy 0.620, 30.0 s to train). `autotl report --storage "
+            "'sqlite:///runs/s/study.db' --study 's' --out 'runs/s' --trial 0` rebuilds "
+            "best_model/ from it.") in plain
+    masked = summary(mask_url("postgresql://me:secret@db/autotl"))
+    assert "secret" not in masked and "***" not in masked
+    assert ("`autotl report --study 's' --out 'runs/s' --trial 0` rebuilds best_model/ from "
+            "it (with the storage URL in $AUTOTL_STORAGE).") in masked

@@ -47,6 +47,11 @@ POLL_SECONDS = 1.0
 
 def open_study_request(storage: str, study_name: str) -> dict[str, Any]:
     """The request stored in ``study_name``; clear errors for a missing study or request."""
+    return study_request(open_study(storage, study_name), storage)
+
+
+def open_study(storage: str, study_name: str) -> Any:
+    """The Optuna study ``study_name``; a clear error when the storage has no such study."""
     import optuna
 
     from autotl.storage import open_storage
@@ -62,7 +67,12 @@ def open_study_request(storage: str, study_name: str) -> dict[str, Any]:
             f"it first with `autotl search DATA --storage URL --study {study_name} "
             "--workers 0` (or any `autotl search` with that storage and study name).")
     with _quiet_optuna():
-        study = optuna.load_study(study_name=study_name, storage=opened)
+        return optuna.load_study(study_name=study_name, storage=opened)
+
+
+def study_request(study: Any, storage: str) -> dict[str, Any]:
+    """The request stored in ``study``; a clear error when it holds none."""
+    study_name = study.study_name
     request = study.user_attrs.get("request")
     if not request:
         raise ConfigError(
@@ -321,9 +331,10 @@ def write_report(storage: str, study_name: str, *, out: Path | None = None,
     completed trial to put in ``best_model/`` instead of the recommended one."""
     from autotl.study import Session
 
-    request = open_study_request(storage, study_name)
+    study = open_study(storage, study_name)
+    request = study_request(study, storage)
     if trial is not None:
-        check_completed_trial(storage, study_name, trial)
+        check_completed_trial(study, trial)
     config = config_from_request(request, data=data, storage=storage, study=study_name,
                                  out=out, device=device, cache_dir=cache_dir,
                                  artifacts=artifacts)
@@ -331,15 +342,11 @@ def write_report(storage: str, study_name: str, *, out: Path | None = None,
     return session.finish(trial=trial)
 
 
-def check_completed_trial(storage: str, study_name: str, number: int) -> None:
+def check_completed_trial(study: Any, number: int) -> None:
     """Refuse, before any model loads, a ``--trial`` that names no completed trial."""
     import optuna
 
-    from autotl.storage import open_storage
-    from autotl.study import _quiet_optuna
-
-    with _quiet_optuna():
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
+    study_name = study.study_name
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     shown = ", ".join(f"{t.number} ({t.params.get('strategy', '?')}, {t.value:.3f})"

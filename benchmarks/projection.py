@@ -17,7 +17,8 @@ storages as `autotl leaderboard` takes them) of one task and one protocol, draw 
   named first alphabetically).
 - **Bracketed** at a to-size: the measured winner's projected win probability there is at least
   0.2, OR the projection has the measured winner overtaking another strategy with an 80%
-  crossing interval that contains the to-size.
+  crossing interval that contains the to-size, in at least 20% of its bootstrap draws (the
+  crossings its sentences name; rarer ones are never shown to a user).
 - **Draws**: rows of several draws of the data (split seeds, `autotl bench` suites with
   `draws`) are compared draw by draw, as a user holds one draw: each draw's from-size rows make
   its projection, its to-size rows its measured winner. A to-size counts as bracketed
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from autotl.bench.results import read_results, row_split_seed
-from autotl.curves import CurvePoint, Projection, project
+from autotl.curves import POSSIBLE, CurvePoint, Projection, project
 from autotl.errors import AutoTLError, ConfigError
 
 WIN_SHARE = 0.2  # a projected win probability at least this counts as bracketing the winner
@@ -128,7 +129,9 @@ def bracketed(projection: Projection, size: int, winner: str) -> bool:
     target = next(t for t in projection.targets if t.n == size)
     if target.win_probability.get(winner, 0.0) >= WIN_SHARE:
         return True
-    return any(c.overtaker == winner and c.interval is not None
+    # Only a crossing the report prints counts: one in under POSSIBLE of the draws gets no
+    # sentence, so a user was never told of it.
+    return any(c.overtaker == winner and c.share >= POSSIBLE and c.interval is not None
                and c.interval[0] <= size <= c.interval[1] for c in projection.crossings)
 
 

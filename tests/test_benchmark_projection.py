@@ -149,3 +149,25 @@ def test_rows_of_other_protocols_need_one_named(
     assert "has rows of 2 protocols ['p', 'q']; rows compare only within one: pass " \
         "--protocol" in capsys.readouterr().err
     assert script.main([*argv, "--protocol", "q"]) == 0
+
+
+def test_only_a_crossing_the_report_prints_brackets_a_winner(script: ModuleType) -> None:
+    from autotl.curves import POSSIBLE, Crossing, Projection, Target
+
+    def projection(share: float) -> Projection:
+        # LoRA is projected to win at 20 in 4% of draws; its crossing over subset has an
+        # interval around 20 but comes in `share` of the draws.
+        target = Target(n=20, median={"lora": 0.93, "subset": 0.97},
+                        interval={"lora": (0.9, 0.95), "subset": (0.95, 0.98)},
+                        win_probability={"lora": 0.04, "subset": 0.96})
+        crossing = Crossing(overtaker="lora", leader="subset", share=share, median=18.0,
+                            interval=(12.0, 40.0), horizon=1000.0)
+        return Projection(fits=[], crossings=[crossing], targets=[target], largest=10,
+                          horizon=1000.0, draws=100, seed=0, leader="subset",
+                          leader_share=0.7)
+
+    assert not any("lora" in s for s in projection(POSSIBLE / 2).sentences())
+    assert script.bracketed(projection(POSSIBLE / 2), 20, "lora") is False
+    assert any("lora may overtake subset" in s for s in projection(POSSIBLE).sentences())
+    assert script.bracketed(projection(POSSIBLE), 20, "lora") is True
+    assert script.bracketed(projection(POSSIBLE / 2), 20, "subset") is True

@@ -18,7 +18,9 @@ search before fold scoring); at one row per class autotl recommends from its pri
 that pick is trained on the row of each class, one run per search seed. Each run starts
 with a cold activation cache of its own, so its compute counts what it computed. Rows of a
 finished run are appended to ``<out>/results.jsonl`` at once; a rerun skips finished runs and
-resumes an interrupted study from its storage (``<out>/studies.db``).
+resumes an interrupted study from its storage (``<out>/studies.db``) to what its run asked for:
+a grid to every queued config, a search with ``search_trials`` to that many trials (not that
+many more, as a user's ``--trials`` adds), a budgeted search to its training seconds.
 """
 
 from __future__ import annotations
@@ -272,9 +274,12 @@ class Bench:
             # failed one is not done (counting it would end the grid a config short).
             remaining = len(queue) - finished_count(trials)
             config = config.replace(trials=max(remaining, 1))
+        elif config.budget_seconds is None:  # a fixed trial count: only what is left of it
+            remaining = config.trials - finished_count(trials)
+            config = config.replace(trials=max(remaining, 1))
         else:  # a resumed search stops where its budget ran out
             spent = sum(t.user_attrs.get("train_seconds", 0.0) for t in finished)
-            remaining = config.trials if spent < (config.budget_seconds or float("inf")) else 0
+            remaining = config.trials if spent < config.budget_seconds else 0
         start = time.perf_counter()
         log.info("bench %s: %s at %s per class (study %s)", self.suite.name, bench["method"],
                  size_label(size), name)

@@ -267,3 +267,32 @@ def test_raising_a_tasks_seeds_tops_up_finished_fixed_runs(tmp_path: Path) -> No
     # finished now: a third run trains nothing
     assert main(["bench", str(path), "--out", str(out)]) == 0
     assert read_rows_file(out / "results.jsonl") == after
+
+
+def test_a_search_with_a_trial_count_stopped_by_ctrl_c_resumes_to_that_count(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`search_trials = 3`, Ctrl-C in the second trial: the rerun runs the requeued trial and
+    the third, not three more (the search would end with more trials than its protocol)."""
+    from autotl.training import Trainer
+
+    run, calls = Trainer.run, []
+
+    def interrupted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return run(self, *args, **kwargs)
+
+    path = _one_seed_suite(tmp_path, 'search_trials = 3\nmethods = ["autotl"]',
+                           '["full", "head-only"]')
+    out = tmp_path / "bench"
+    monkeypatch.setattr(Trainer, "run", interrupted)
+    assert main(["bench", str(path), "--out", str(out)]) != 0
+    monkeypatch.undo()
+    assert main(["bench", str(path), "--out", str(out)]) == 0
+    study = optuna.load_study(study_name="digits-tiny-5pc-autotl-seed0",
+                              storage=f"sqlite:///{out / 'studies.db'}")
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert states.count(optuna.trial.TrialState.FAIL) == 1  # the interrupted one, retried
+    assert [r["method"] for r in read_rows_file(out / "results.jsonl")] == ["autotl"]

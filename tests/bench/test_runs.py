@@ -80,6 +80,21 @@ def _one_seed_suite(tmp_path: Path, top: str, strategies: str) -> Path:
     return path
 
 
+def _ctrl_c_at_training(call: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (KeyboardInterrupt) at the ``call``-th training run, until monkeypatch.undo()."""
+    from autotl.training import Trainer
+
+    run, calls = Trainer.run, []
+
+    def interrupted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", interrupted)
+
+
 def _studies(out: Path) -> dict[str, int]:
     url = f"sqlite:///{out / 'studies.db'}"
     return {s.study_name: s.n_trials
@@ -218,17 +233,7 @@ def test_a_grid_stopped_by_ctrl_c_resumes_to_every_config(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Ctrl-C fails the running trial and queues its config again; the rerun must run that
     config too, not count the failed trial as done and end the grid a config short."""
-    from autotl.training import Trainer
-
-    run, calls = Trainer.run, []
-
-    def interrupted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return run(self, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "run", interrupted)
+    _ctrl_c_at_training(4, monkeypatch)
     out, suite = tmp_path / "bench", str(_suite(tmp_path))
     assert main(["bench", suite, "--methods", "oracle", "--out", str(out)]) != 0
     monkeypatch.undo()
@@ -273,20 +278,10 @@ def test_a_search_with_a_trial_count_stopped_by_ctrl_c_resumes_to_that_count(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`search_trials = 3`, Ctrl-C in the second trial: the rerun runs the requeued trial and
     the third, not three more (the search would end with more trials than its protocol)."""
-    from autotl.training import Trainer
-
-    run, calls = Trainer.run, []
-
-    def interrupted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return run(self, *args, **kwargs)
-
     path = _one_seed_suite(tmp_path, 'search_trials = 3\nmethods = ["autotl"]',
                            '["full", "head-only"]')
     out = tmp_path / "bench"
-    monkeypatch.setattr(Trainer, "run", interrupted)
+    _ctrl_c_at_training(2, monkeypatch)
     assert main(["bench", str(path), "--out", str(out)]) != 0
     monkeypatch.undo()
     assert main(["bench", str(path), "--out", str(out)]) == 0

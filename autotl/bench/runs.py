@@ -268,17 +268,16 @@ class Bench:
         if name in optuna.get_all_study_names(self.storage):  # a resumed run
             trials = optuna.load_study(study_name=name, storage=self.storage).get_trials(
                 deepcopy=False)
-        finished = [t for t in trials if t.state.is_finished()]
-        if queue is not None:  # a resumed study runs only what is left of its queue
-            # A trial that Ctrl-C or a dead process stopped is failed and queued again: the
-            # failed one is not done (counting it would end the grid a config short).
-            remaining = len(queue) - finished_count(trials)
-            config = config.replace(trials=max(remaining, 1))
-        elif config.budget_seconds is None:  # a fixed trial count: only what is left of it
-            remaining = config.trials - finished_count(trials)
+        if queue is not None or config.budget_seconds is None:
+            # A fixed count (a grid's queue, a search's search_trials) resumes to what is left
+            # of it. A trial that Ctrl-C or a dead process stopped is failed and queued again:
+            # the failed one is not done (counting it would end the run a trial short).
+            target = len(queue) if queue is not None else config.trials
+            remaining = target - finished_count(trials)
             config = config.replace(trials=max(remaining, 1))
         else:  # a resumed search stops where its budget ran out
-            spent = sum(t.user_attrs.get("train_seconds", 0.0) for t in finished)
+            spent = sum(t.user_attrs.get("train_seconds", 0.0) for t in trials
+                        if t.state.is_finished())
             remaining = config.trials if spent < config.budget_seconds else 0
         start = time.perf_counter()
         log.info("bench %s: %s at %s per class (study %s)", self.suite.name, bench["method"],

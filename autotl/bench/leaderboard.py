@@ -66,6 +66,11 @@ class Leaderboard:
             lines += ["", "## Per task and size, over draws of the training rows", "",
                       "Each draw is its own comparison against its own oracle. The mean "
                       "regret's 95% interval resamples every draw's test examples together; "
+                      "the one with seed noise also moves each draw's regret by the best "
+                      "config's seed noise (sd: its test accuracy's spread over the oracle's "
+                      "seeds, pooled over the draws), for the seeds each side ran: the "
+                      "interval for a method trained once, where the oracle ran 2 or more "
+                      "seeds. "
                       "'within noise' counts the draws whose own regret interval reaches 0.",
                       ""]
             lines += _md_table(*self._draw_cells())
@@ -113,13 +118,16 @@ class Leaderboard:
         labels = self.draw_labels
         several = len(labels) > 1  # then a column says which protocol (legend below)
         header = ["task", "size", *(["protocol"] if several else []), "method", "draws",
-                  "mean regret [95% CI]", "regret per draw", "within noise",
+                  "mean regret [95% CI]", "95% CI with seed noise", "regret per draw",
+                  "within noise",
                   "mean test accuracy"]
         rows = [[(d.task, d.task), (_size(d.n_per_class), _size_value(d.n_per_class)),
                  *([(labels[d.protocol], labels[d.protocol])] if several else []),
                  (d.method, d.method), (str(d.draws), d.draws),
                  (_num(d.mean_regret) + (f" [{d.mean_low:.3f}, {d.mean_high:.3f}]"
                                          if d.mean_low is not None else ""), d.mean_regret),
+                 (f"[{d.seed_low:.3f}, {d.seed_high:.3f}] (sd {d.seed_sd:.3f})"
+                  if d.seed_low is not None and d.seed_sd is not None else "—", d.seed_low),
                  (", ".join(f"{r:.3f}" for r in d.regrets), d.mean_regret),
                  (f"{d.within_noise}/{d.draws}", d.within_noise),
                  (_num(d.mean_test), d.mean_test)] for d in self.draws]

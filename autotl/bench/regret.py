@@ -14,6 +14,13 @@ Rows are compared within a **group**: one task, one size (``n_per_class``), one 
   Replicates are a config's runs in order of seed.
 - **Compute fraction** is a method's mean compute seconds per run over the oracle's total
   (every config × seed).
+- The **seed noise** of one training run is the standard deviation of the oracle's best
+  config's test accuracy over its seeds, pooled over the draws. The bootstrap above holds
+  every model fixed; at tens of training rows the seed alone moves a model's test accuracy more
+  than the test examples do, so the mean over draws also gets an interval with the best
+  strategy's seed noise added: in every resample each draw's regret moves by a normal draw of
+  variance seed_sd² × (1 / the method's runs + 1 / the oracle best's runs). None where the
+  oracle's best ran one seed.
 - **Over draws** of the training rows (a suite's ``draws``), each draw is compared against its
   own oracle and the regrets are averaged. The mean's interval resamples every draw's paired
   test examples in one bootstrap, with one set of example indices for every draw when their
@@ -121,6 +128,17 @@ def noise_floor(oracle_rows: list[dict[str, Any]]) -> float | None:
     return best - _mean(scores)
 
 
+def seed_sd(runs: list[list[dict[str, Any]]]) -> float | None:
+    """Pooled standard deviation of one run's test accuracy over seeds: each list holds one
+    config's runs (one draw's oracle best), their variances weighted by degrees of freedom.
+    None unless every list holds 2 or more runs."""
+    if not runs or any(len(group) < 2 for group in runs):
+        return None
+    accs = [[r["test_accuracy"] for r in group] for group in runs]
+    squares = sum(statistics.variance(a) * (len(a) - 1) for a in accs)
+    return (squares / sum(len(a) - 1 for a in accs)) ** 0.5
+
+
 def correctness(rows: list[dict[str, Any]]) -> Any:
     """Per-example correctness averaged over rows (a numpy vector), or None when a row lacks
     it or the rows disagree on the number of test examples."""
@@ -144,12 +162,19 @@ def paired_interval(oracle_rows: list[dict[str, Any]], method_rows: list[dict[st
 
 def mean_interval(pairs: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]], *,
                   samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
-                  seed: int = 0) -> tuple[float, float] | None:
+                  seed: int = 0, seed_sds: list[float | None] | None = None,
+                  ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean over ``pairs`` (one per draw: the oracle's
     best rows, the method's rows) of each pair's paired regret. One resample draws example
     indices once and applies them to every draw when all have test sets of one length, else
-    draws each draw's own. None when a pair lacks per-example outcomes."""
+    draws each draw's own. With ``seed_sds`` (one run's seed noise per draw), each resample
+    also moves each draw's regret by a normal draw for the seeds both sides ran (module
+    docstring). None when a pair lacks per-example outcomes, or a draw its seed noise."""
     import numpy as np
+
+    if seed_sds is not None and (len(seed_sds) != len(pairs)
+                                 or any(sd is None for sd in seed_sds)):
+        return None
 
     diffs = []
     for oracle_rows, method_rows in pairs:
@@ -171,6 +196,10 @@ def mean_interval(pairs: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]
             index = common if common is not None else rng.integers(
                 0, len(diff), size=(stop - start, len(diff)))
             means[start:stop] += diff[index].mean(axis=1) / len(diffs)
+    if seed_sds is not None:
+        for (oracle_rows, method_rows), sd in zip(pairs, seed_sds):
+            spread = sd * (1 / len(oracle_rows) + 1 / len(method_rows)) ** 0.5
+            means += rng.normal(0.0, spread, size=samples) / len(diffs)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(low), float(high)
@@ -297,6 +326,9 @@ class OverDraws:
     mean_test: float
     mean_low: float | None = None  # the mean regret's interval (module docstring)
     mean_high: float | None = None
+    seed_sd: float | None = None  # the oracle best's seed noise, pooled over the draws
+    seed_low: float | None = None  # the mean regret's interval with that noise added
+    seed_high: float | None = None
     protocol: str = ""  # the draws' protocol less its split seed
 
     def to_dict(self) -> dict[str, Any]:
@@ -317,8 +349,11 @@ def over_draws(table: list[Standing]) -> list[OverDraws]:
     for (task, size, family, method), items in by.items():
         items = sorted(items, key=lambda s: s.split_seed)
         regrets = [s.regret for s in items if s.regret is not None]
-        interval = (mean_interval([(s.best_rows, s.rows) for s in items])
-                    if method != ORACLE else (0.0, 0.0))
+        pairs = [(s.best_rows, s.rows) for s in items]
+        interval = mean_interval(pairs) if method != ORACLE else (0.0, 0.0)
+        spread = seed_sd([s.best_rows for s in items])
+        seeded = (mean_interval(pairs, seed_sds=[spread] * len(items))
+                  if method != ORACLE else (0.0, 0.0) if spread is not None else None)
         out.append(OverDraws(
             task=task, n_per_class=size, method=method, draws=len(items),
             mean_regret=_mean(regrets), regrets=regrets,
@@ -326,7 +361,10 @@ def over_draws(table: list[Standing]) -> list[OverDraws]:
                              or (s.regret_low is not None and s.regret_low <= 0)),
             mean_test=_mean([s.test_mean for s in items]),
             mean_low=interval[0] if interval else None,
-            mean_high=interval[1] if interval else None, protocol=family))
+            mean_high=interval[1] if interval else None,
+            seed_sd=spread, seed_low=seeded[0] if seeded else None,
+            seed_high=seeded[1] if seeded else None,
+            protocol=family))
     out.sort(key=lambda d: (d.task, d.n_per_class is None, d.n_per_class or 0, d.protocol,
                             d.method != ORACLE, d.mean_regret, d.method))
     return out

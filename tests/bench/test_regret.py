@@ -8,7 +8,7 @@ import math
 import pytest
 from conftest import N_TEST, row
 
-from autotl.bench.regret import noise_floor, paired_interval, standings, summarize
+from autotl.bench.regret import noise_floor, paired_interval, seed_sd, standings, summarize
 
 
 def _by_method(table):  # noqa: ANN001, ANN202
@@ -36,6 +36,17 @@ def test_noise_floor_picks_by_one_seed_and_scores_on_the_other(toy_rows: list[di
     assert noise_floor(oracle) == pytest.approx(25 / 40 - (0 + 10 / 40) / 2)
     assert noise_floor(oracle[::2]) is None  # one seed per config: no floor to measure
     assert all(s.noise_floor == pytest.approx(0.5) for s in standings(toy_rows))
+
+
+def test_seed_noise_is_the_spread_over_seeds_pooled_over_draws(toy_rows: list[dict]) -> None:
+    oracle = [r for r in toy_rows if r["method"] == "oracle"]
+    a, b, c = oracle[0:2], oracle[2:4], oracle[4:6]
+    # A 30/40 and 20/40, B 10/40 and 30/40, C 40/40 and 0/40: sample variances 1/32, 1/8
+    # and 1/2, each on one degree of freedom.
+    assert seed_sd([a]) == pytest.approx(math.sqrt(1 / 32))
+    assert seed_sd([a, b, c]) == pytest.approx(math.sqrt((1 / 32 + 1 / 8 + 1 / 2) / 3))
+    assert seed_sd([a, b[:1]]) is None  # a draw whose best ran one seed: nothing to pool
+    assert seed_sd([]) is None
 
 
 def test_compute_fraction_and_wins(toy_rows: list[dict]) -> None:
@@ -148,9 +159,40 @@ def test_mean_regret_over_draws_has_a_joint_bootstrap_interval(toy_rows: list[di
     assert by["autotl"].mean_regret == pytest.approx(0.125)
     assert (by["autotl"].mean_low, by["autotl"].mean_high) == pytest.approx((low, high))
 
+    assert by["autotl"].seed_low < low and by["autotl"].seed_high > high  # seeds add noise
+
     stripped = [dict(r, test_correct=None) if r["method"] == "autotl" else r for r in repeated]
     by = {d.method: d for d in over_draws(standings(toy_rows + stripped))}
     assert by["autotl"].mean_low is None  # a draw without per-example outcomes: no interval
+
+
+def test_the_interval_with_seed_noise_adds_the_best_config_s_seed_spread_for_each_side(
+        toy_rows: list[dict]) -> None:
+    """Where the method is the oracle's best config itself, every test example's difference
+    is 0 and only the seeds are left: each draw's regret moves by a normal draw of sd
+    seed_sd × √(1/2 + 1/2) (two runs a side), and the mean of two draws by that over √2.
+    The seed noise is the best config's (A: 30/40 and 20/40 right), not the other configs'."""
+    from autotl.bench.regret import over_draws
+
+    best = [r for r in toy_rows if r["method"] == "oracle" and r["strategy"] == "full"]
+    rows = []
+    for draw in (0, 1):
+        tag = {"split_seed": draw, "protocol": f"p split_seed={draw}"}
+        rows += [dict(r, **tag) for r in toy_rows if r["method"] == "oracle"]
+        rows += [dict(r, **tag, method="autotl") for r in best]
+    by = {d.method: d for d in over_draws(standings(rows))}
+    assert (by["autotl"].mean_low, by["autotl"].mean_high) == (0.0, 0.0)
+    assert by["autotl"].seed_sd == pytest.approx(math.sqrt(1 / 32))
+    half = 1.96 * math.sqrt(1 / 32) / math.sqrt(2)
+    assert by["autotl"].seed_low == pytest.approx(-half, rel=0.1)
+    assert by["autotl"].seed_high == pytest.approx(half, rel=0.1)
+    assert (by["oracle"].seed_low, by["oracle"].seed_high) == (0.0, 0.0)
+
+    one_seed = [r for r in rows if r["seed"] == 0]  # the oracle ran one seed: no seed noise
+    by = {d.method: d for d in over_draws(standings(one_seed))}
+    assert by["autotl"].mean_low is not None
+    assert by["autotl"].seed_sd is None and by["autotl"].seed_low is None
+    assert by["oracle"].seed_low is None
 
 
 def test_mean_interval_resamples_test_sets_of_different_lengths_apart(

@@ -1,5 +1,5 @@
 """Built-in plugin: offline datasets (``fashion-mnist``, ``digits``, ``fortunes``,
-``wordnet``) and ``hf:owner/name`` for any Hugging Face Hub dataset.
+``wordnet``, ``debian-packages``) and ``hf:owner/name`` for any Hugging Face Hub dataset.
 
 Nothing heavy is imported here: numpy, scikit-learn, PIL and ``datasets`` load inside the
 ``load`` functions, so listing datasets stays instant. Each built-in dataset is converted once
@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -58,8 +59,10 @@ WORDNET_LEXNAMES = (
     "verb.perception", "verb.possession", "verb.social", "verb.stative", "verb.weather",
     "adj.ppl",
 )
+APT_LISTS_DIR = Path("/var/lib/apt/lists")
 #: Bump a version when its conversion changes, so old cache folders are not reused.
-VERSIONS = {"fashion-mnist": "1", "digits": "1", "fortunes": "1", "wordnet": "1"}
+VERSIONS = {"fashion-mnist": "1", "digits": "1", "fortunes": "1", "wordnet": "1",
+            "debian-packages": "1"}
 STAMP_FILE = "autotl-source.json"
 
 
@@ -337,6 +340,75 @@ def load_wordnet() -> datasets.DatasetDict:
     return _cached("wordnet", lambda: _file_stamp(_wordnet_files()), _build_wordnet)
 
 
+# -- debian-packages -----------------------------------------------------------------------------
+
+
+def _apt_list_files() -> list[Path]:
+    files = sorted(APT_LISTS_DIR.glob("*_Packages*")) if APT_LISTS_DIR.is_dir() else []
+    if not files:
+        msg = (f"no apt package lists in {APT_LISTS_DIR}: debian-packages reads the package "
+               f"descriptions apt keeps on a Debian or Ubuntu system. Run `sudo apt-get "
+               f"update` there (or `make setup`).")
+        raise DataError(msg)
+    return files
+
+
+def parse_packages(text: str) -> list[tuple[str, str]]:
+    """``(section, description)`` for each record of an apt ``Packages`` stream (deb-control(5)
+    stanzas, as ``apt-cache dumpavail`` prints them). The description is the short one plus
+    any long one, its lines joined and its `` .`` paragraph marks dropped; the section loses
+    its archive area (``contrib/net`` → ``net``). A record without either is skipped."""
+    out = []
+    for stanza in text.split("\n\n"):
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in stanza.splitlines():
+            if line.startswith((" ", "\t")):
+                if key is not None:
+                    fields[key].append(line.strip())
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = [value.strip()]
+        section = (fields.get("Section") or [""])[0].rpartition("/")[2]
+        words = [w for w in fields.get("Description", []) if w and w != "."]
+        if section and words:
+            out.append((section, " ".join(words)))
+    return out
+
+
+def _build_debian_packages() -> datasets.DatasetDict:
+    import datasets
+
+    _apt_list_files()
+    try:
+        dump = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, check=True,
+                              env={**os.environ, "LC_ALL": "C"}).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        msg = (f"`apt-cache dumpavail` failed ({exc}); debian-packages needs apt's package "
+               f"lists on a Debian or Ubuntu system: run `sudo apt-get update`.")
+        raise DataError(msg) from exc
+    # One description under two sections would be a row with two answers: both are dropped.
+    sections: dict[str, set[str]] = {}
+    for section, description in parse_packages(dump.decode("utf-8", errors="replace")):
+        sections.setdefault(description, set()).add(section)
+    rows = sorted((next(iter(s)), d) for d, s in sections.items() if len(s) == 1)
+    if not rows:
+        msg = ("apt's package lists hold no package with a section and a description; run "
+               "`sudo apt-get update`.")
+        raise DataError(msg)
+    names = sorted({section for section, _ in rows})
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=names)})
+    return datasets.DatasetDict({"train": datasets.Dataset.from_dict(
+        {"text": [d for _, d in rows], "label": [names.index(s) for s, _ in rows]},
+        features=features)})
+
+
+def load_debian_packages() -> datasets.DatasetDict:
+    return _cached("debian-packages", lambda: _file_stamp(_apt_list_files()),
+                   _build_debian_packages)
+
+
 # -- hf: -----------------------------------------------------------------------------------------
 
 
@@ -398,6 +470,13 @@ def autotl_register_datasets(registry: Registry[DatasetSpec]) -> None:
         load=load_wordnet,
         description="WordNet 3.0 glosses labelled by lexicographer file (noun.animal, "
         "noun.food, verb.motion, …), 45 classes, ~117,000 texts (Debian wordnet-base)",
+    ))
+    registry.add(DatasetSpec(
+        name="debian-packages",
+        modality="text",
+        load=load_debian_packages,
+        description="Debian package descriptions labelled by archive section (games, "
+        "science, sound, …), ~60,000 texts on a Debian system (apt's package lists)",
     ))
     registry.add_namespace(Namespace(
         prefix="hf",

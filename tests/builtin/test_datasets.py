@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +27,9 @@ needs_fortunes = pytest.mark.skipif(not builtin.FORTUNES_DIR.is_dir(),
                                     reason="Debian package fortunes is not installed")
 needs_wordnet = pytest.mark.skipif(not (builtin.WORDNET_DIR / "data.noun").is_file(),
                                    reason="Debian package wordnet-base is not installed")
+needs_apt_lists = pytest.mark.skipif(
+    shutil.which("apt-cache") is None or not list(builtin.APT_LISTS_DIR.glob("*_Packages*")),
+    reason="no apt package lists (not a Debian system, or `apt-get update` never ran)")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,8 @@ def test_listing_datasets_imports_neither_torch_nor_datasets():
             "print(names, ns, 'torch' in sys.modules, 'datasets' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    assert out.strip() == "['digits', 'fashion-mnist', 'fortunes', 'wordnet'] ['hf'] False False"
+    assert out.strip() == ("['debian-packages', 'digits', 'fashion-mnist', 'fortunes', "
+                           "'wordnet'] ['hf'] False False")
 
 
 def test_digits(plugins):
@@ -134,6 +140,73 @@ def test_missing_wordnet_says_how_to_install(plugins, monkeypatch, tmp_path, fre
     with pytest.raises(DataError, match=r"data.noun, data.verb, data.adj, data.adv missing.*"
                                         r"apt-get install wordnet-base"):
         load_data("wordnet", plugins)
+
+
+@needs_apt_lists
+def test_debian_packages(plugins):
+    data = load_data("debian-packages", plugins)
+    assert data.modality == "text"
+    assert {"games", "science", "sound", "net", "admin", "text"} <= set(data.class_names)
+    assert len(data.train) > 10_000
+    texts = list(data.train["text"])
+    assert len(set(texts)) == len(texts)  # a description under two sections is dropped
+    assert all(t and "\n" not in t for t in texts[:2000])
+
+
+PACKAGES_SAMPLE = """\
+Package: gnuplot-nox
+Version: 5.4.4
+Description: Command-line driven interactive plotting program
+Section: math
+
+Package: a-game
+Section: contrib/games
+Description: a small game
+ It has two paragraphs.
+ .
+ This is the second.
+
+Package: no-section
+Description: skipped
+
+Package: no-description
+Section: net
+"""
+
+
+def test_parse_packages_gives_each_description_its_section():
+    assert builtin.parse_packages(PACKAGES_SAMPLE) == [
+        ("math", "Command-line driven interactive plotting program"),
+        ("games", "a small game It has two paragraphs. This is the second."),
+    ]
+
+
+def test_debian_packages_drops_a_description_found_under_two_sections(
+        plugins, monkeypatch, tmp_path, fresh_cache):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "mirror_dists_main_binary-amd64_Packages").write_text("stamp")
+    fake = tmp_path / "bin" / "apt-cache"  # a real program on PATH, printing a fixed stream
+    fake.parent.mkdir()
+    twin = ("Package: twin\nSection: sound\nDescription: a small game\n It has two "
+            "paragraphs.\n .\n This is the second.\n")
+    stream = (PACKAGES_SAMPLE + "\n" + twin
+              + "\nPackage: ed\nSection: editors\nDescription: an editor\n")
+    (tmp_path / "stream").write_text(stream)
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'stream'}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(builtin, "APT_LISTS_DIR", lists)
+    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    data = load_data("debian-packages", plugins)
+    assert data.class_names == ["editors", "math"]
+    assert sorted(data.train["text"]) == ["Command-line driven interactive plotting program",
+                                          "an editor"]
+
+
+def test_missing_apt_lists_say_how_to_get_them(plugins, monkeypatch, tmp_path, fresh_cache):
+    monkeypatch.setattr(builtin, "APT_LISTS_DIR", tmp_path / "absent")
+    with pytest.raises(DataError, match=r"no apt package lists in .*absent.*apt-get update"):
+        load_data("debian-packages", plugins)
 
 
 @needs_fashion_mnist
@@ -268,6 +341,11 @@ class TestFortunesContract(DatasetConformance):
 @needs_wordnet
 class TestWordnetContract(DatasetConformance):
     dataset_name = "wordnet"
+
+
+@needs_apt_lists
+class TestDebianPackagesContract(DatasetConformance):
+    dataset_name = "debian-packages"
 
 
 class TestHubNamespaceContract(DatasetConformance):

@@ -14,7 +14,10 @@ config, a size map's winner at each size and its notes all come from :func:`choo
    candidates were scored on the same rows (they are correlated, so pairing is much more
    precise), else from each accuracy's own standard error.
 3. Among the tied, the cheapest wins: fewest training seconds, then fewest trainable
-   parameters. This is the one-standard-error rule of Breiman et al. (CART, 1984) and Hastie,
+   parameters, then the best estimate. Seconds within :data:`TIME_RESOLUTION` of the fastest
+   tied config's count as the same: they are measured on the machine as it is, whose load
+   moves one config's seconds by that much, so a smaller difference is timing noise, not
+   cost. This is the one-standard-error rule of Breiman et al. (CART, 1984) and Hastie,
    Tibshirani & Friedman (ESL §7.10): prefer the simplest model whose error is within one
    standard error of the best.
 
@@ -32,6 +35,10 @@ from typing import Any
 
 #: Standard errors of the gap within which two candidates count as tied.
 Z = 1.0
+#: Training seconds within this fraction of the fastest tied candidate's count as equally
+#: cheap. The same config's seconds moved by 10% between runs on a shared 2-core CPU; two
+#: LoRA configs, or subset and LoRA, differed by 1-2% and that used to decide their ties.
+TIME_RESOLUTION = 0.10
 
 
 @dataclass
@@ -112,10 +119,15 @@ class Choice:
         if self.chosen.key == lead.key:
             return text + f" The best-scoring, {lead.label}, is also the cheapest of them."
         c = self.chosen
-        cost = (f"{c.seconds:.1f} s to train against {lead.seconds:.1f} s"
-                if math.isfinite(c.seconds) and math.isfinite(lead.seconds)
-                else f"{c.trainable_params:,} trainable parameters against "
-                f"{lead.trainable_params:,}")
+        timed = math.isfinite(c.seconds) and math.isfinite(lead.seconds)
+        if timed and not _same_time(lead.seconds, c.seconds):
+            cost = f"{c.seconds:.1f} s to train against {lead.seconds:.1f} s"
+        else:
+            cost = (f"{c.trainable_params:,} trainable parameters against "
+                    f"{lead.trainable_params:,}")
+            if timed:
+                cost += (f" (training seconds within {TIME_RESOLUTION:.0%} count as the same: "
+                         f"{c.seconds:.1f} s against {lead.seconds:.1f} s)")
         return text + f" The tie goes to the cheapest, {c.label}: {cost}."
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,7 +179,9 @@ def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
         if s.key == leader.key or gap <= z * se + tolerance + 1e-12:
             tied.append(s)
     tied.sort(key=lambda s: -s.estimate)
-    chosen = min(tied, key=lambda s: (s.cost, -s.estimate))
+    fastest = min(s.cost[0] for s in tied)
+    cheapest = [s for s in tied if _same_time(s.cost[0], fastest)]
+    chosen = min(cheapest, key=lambda s: (s.cost[1], -s.estimate))
     return Choice(chosen=chosen, leader=leader, tied=tied, gaps=gaps, tolerance=tolerance,
                   what=what, z=z)
 
@@ -205,6 +219,11 @@ def bootstrap(candidates: Sequence[Scored], *, resamples: int = 500, seed: int =
         chosen = next(c for c in candidates if c.key == choice.chosen.key)
         wins[by(chosen)] += 1
     return {k: v / resamples for k, v in wins.items()}
+
+
+def _same_time(seconds: float, fastest: float) -> bool:
+    return seconds <= fastest * (1 + TIME_RESOLUTION) if math.isfinite(fastest) \
+        else not math.isfinite(seconds)
 
 
 def _gap(leader: Scored, other: Scored) -> tuple[float, float]:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from autotl.selection import Scored, binomial_se, choose, gap_se
+from autotl.selection import TIME_RESOLUTION, Scored, binomial_se, choose, gap_se
 
 
 def _s(key: str, correct: str, seconds: float, params: int = 0, **kw) -> Scored:  # noqa: ANN003
@@ -52,6 +52,29 @@ def test_identical_outcomes_tie_and_go_to_fewer_seconds_then_fewer_parameters() 
     c = _s("c", "1101", seconds=3.0, params=1)
     assert gap_se(a, b) == 0.0
     assert choose([a, b, c]).chosen.key == "b"
+
+
+def test_seconds_within_the_timing_resolution_are_the_same_cost() -> None:
+    """Two LoRA configs train in the same time up to the machine's load: a 1% difference in
+    seconds must not decide their tie, the best estimate does; a real difference still does."""
+    best = _s("lr-a", "11110", seconds=74.1, params=100)
+    close = _s("lr-b", "11100", seconds=73.4, params=100)
+    assert choose([best, close]).is_tie
+    assert choose([best, close]).chosen.key == "lr-a"
+    faster = _s("lr-b", "11100", seconds=74.1 / (1 + TIME_RESOLUTION) - 0.1, params=100)
+    assert choose([best, faster]).chosen.key == "lr-b"
+
+
+def test_at_the_same_time_fewer_trainable_parameters_are_cheaper_and_the_report_says_why() -> None:
+    subset = _s("subset", "11110", seconds=575.4, params=10_000_000)
+    lora = _s("lora", "11100", seconds=565.5, params=100_000)
+    choice = choose([subset, lora])
+    assert choice.chosen.key == "lora"
+    words = choice.describe()
+    assert "100,000 trainable parameters against 10,000,000" in words
+    assert "within 10% count as the same" in words
+    assert choose([_s("subset", "11110", seconds=575.4, params=100_000), lora]
+                  ).chosen.key == "subset"
 
 
 def test_unpaired_candidates_use_each_accuracys_own_error() -> None:

@@ -352,8 +352,10 @@ def over_draws(table: list[Standing]) -> list[OverDraws]:
         pairs = [(s.best_rows, s.rows) for s in items]
         interval = mean_interval(pairs) if method != ORACLE else (0.0, 0.0)
         spread = seed_sd([s.best_rows for s in items])
-        seeded = (mean_interval(pairs, seed_sds=[spread] * len(items))
-                  if method != ORACLE else (0.0, 0.0) if spread is not None else None)
+        if method != ORACLE:
+            seeded = mean_interval(pairs, seed_sds=[spread] * len(items))
+        else:  # the oracle against itself: no regret, but only where seed noise was measured
+            seeded = (0.0, 0.0) if spread is not None else None
         out.append(OverDraws(
             task=task, n_per_class=size, method=method, draws=len(items),
             mean_regret=_mean(regrets), regrets=regrets,

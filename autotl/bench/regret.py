@@ -162,19 +162,14 @@ def paired_interval(oracle_rows: list[dict[str, Any]], method_rows: list[dict[st
 
 def mean_interval(pairs: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]], *,
                   samples: int = BOOTSTRAP_SAMPLES, confidence: float = CONFIDENCE,
-                  seed: int = 0, seed_sds: list[float | None] | None = None,
-                  ) -> tuple[float, float] | None:
+                  seed: int = 0, seed_noise: float | None = None) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean over ``pairs`` (one per draw: the oracle's
     best rows, the method's rows) of each pair's paired regret. One resample draws example
     indices once and applies them to every draw when all have test sets of one length, else
-    draws each draw's own. With ``seed_sds`` (one run's seed noise per draw), each resample
-    also moves each draw's regret by a normal draw for the seeds both sides ran (module
-    docstring). None when a pair lacks per-example outcomes, or a draw its seed noise."""
+    draws each draw's own. With ``seed_noise`` (one run's seed sd), each resample also moves
+    each draw's regret by a normal draw for the seeds both sides ran (module docstring). None
+    when a pair lacks per-example outcomes."""
     import numpy as np
-
-    if seed_sds is not None and (len(seed_sds) != len(pairs)
-                                 or any(sd is None for sd in seed_sds)):
-        return None
 
     diffs = []
     for oracle_rows, method_rows in pairs:
@@ -196,9 +191,9 @@ def mean_interval(pairs: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]
             index = common if common is not None else rng.integers(
                 0, len(diff), size=(stop - start, len(diff)))
             means[start:stop] += diff[index].mean(axis=1) / len(diffs)
-    if seed_sds is not None:
-        for (oracle_rows, method_rows), sd in zip(pairs, seed_sds):
-            spread = sd * (1 / len(oracle_rows) + 1 / len(method_rows)) ** 0.5
+    if seed_noise is not None:
+        for oracle_rows, method_rows in pairs:
+            spread = seed_noise * (1 / len(oracle_rows) + 1 / len(method_rows)) ** 0.5
             means += rng.normal(0.0, spread, size=samples) / len(diffs)
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
@@ -352,10 +347,12 @@ def over_draws(table: list[Standing]) -> list[OverDraws]:
         pairs = [(s.best_rows, s.rows) for s in items]
         interval = mean_interval(pairs) if method != ORACLE else (0.0, 0.0)
         spread = seed_sd([s.best_rows for s in items])
-        if method != ORACLE:
-            seeded = mean_interval(pairs, seed_sds=[spread] * len(items))
-        else:  # the oracle against itself: no regret, but only where seed noise was measured
-            seeded = (0.0, 0.0) if spread is not None else None
+        if spread is None:  # the oracle's best ran one seed somewhere: no seed noise to add
+            seeded = None
+        elif method == ORACLE:
+            seeded = (0.0, 0.0)
+        else:
+            seeded = mean_interval(pairs, seed_noise=spread)
         out.append(OverDraws(
             task=task, n_per_class=size, method=method, draws=len(items),
             mean_regret=_mean(regrets), regrets=regrets,

@@ -379,7 +379,7 @@ def parse_packages(text: str) -> list[tuple[str, str]]:
 def _build_debian_packages() -> datasets.DatasetDict:
     import datasets
 
-    _apt_list_files()
+    # `_cached` has already checked that the lists are there (the stamp reads them).
     try:
         dump = subprocess.run(["apt-cache", "dumpavail"], capture_output=True, check=True,
                               env={**os.environ, "LC_ALL": "C"}).stdout

@@ -148,7 +148,11 @@ def select_classes(data: LoadedData, names: list[str]) -> LoadedData:
             return None
         labels = label_array(split).tolist()
         rows = [i for i, label in enumerate(labels) if label in old]
-        kept = split.select(rows, keep_in_memory=True).remove_columns("label")
+        # In memory throughout: flattening the selection on disk (as add_column would) writes
+        # a cache file beside the source's shared one, and processes selecting from the same
+        # built-in dataset at once raced on it (one removed the other's temporary file).
+        kept = split.select(rows, keep_in_memory=True).flatten_indices(keep_in_memory=True)
+        kept = kept.remove_columns("label")
         return kept.add_column("label", [old[labels[i]] for i in rows]).cast_column(
             "label", datasets.ClassLabel(names=list(names)))
 

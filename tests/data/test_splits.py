@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import datasets
 import pytest
@@ -130,6 +131,20 @@ def test_select_classes_keeps_and_re_encodes_only_those() -> None:
     assert per_class(kept.train) == {0: 10, 1: 50}
     assert all(text in rows(data.train) for text in rows(kept.train))
     assert kept.fingerprint != data.fingerprint
+
+
+def test_select_classes_writes_nothing_beside_a_dataset_on_disk(tmp_path: Path) -> None:
+    """Built-in datasets live in a shared cache folder that several processes (bench draws)
+    select from at once: a file written there by one raced with the others."""
+    data = make_data()
+    data.train.save_to_disk(tmp_path / "train")
+    before = sorted(p.name for p in (tmp_path / "train").iterdir())
+    on_disk = LoadedData(name="toy", modality="text",
+                         train=datasets.load_from_disk(str(tmp_path / "train")), test=None,
+                         class_names=data.class_names, fingerprint=data.fingerprint)
+    kept = select_classes(on_disk, ["c", "a"])
+    assert per_class(kept.train) == {0: 10, 1: 50}
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == before
 
 
 @pytest.mark.parametrize(("names", "message"), [

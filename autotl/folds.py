@@ -228,6 +228,10 @@ def _run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
     combined.activation_seconds = activation
     combined.train_seconds = sum(r.train_seconds - r.activation_seconds
                                  for r in results) + activation
+    if all(r.train_flops is not None for r in results):
+        combined.activation_flops = max(r.activation_flops for r in results)
+        combined.train_flops = sum(r.train_flops - r.activation_flops
+                                   for r in results) + combined.activation_flops
     if all(r.val_accuracy is not None for r in results):  # not when a fault stopped a fold
         combined.fold_accuracies = [r.val_accuracy for r in results]
     if combined.state != "pruned":

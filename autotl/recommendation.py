@@ -24,6 +24,7 @@ class Candidate:
     trial: int
     origin: str = "sampled"
     test_accuracy: float | None = None  # scored after selection; never used to choose
+    train_flops: float | None = None  # counted training operations: the rule's cost
 
     def describe(self, n_groups: int | None = None) -> str:
         """``subset (first 4 of 8 layer groups frozen), lr 2.1e-03, linear head``."""
@@ -203,6 +204,7 @@ def candidate_from_trial(trial: Any) -> Candidate:
         trainable_params=int(trial.user_attrs.get("trainable_params", 0)),
         trial=trial.number,
         origin=str(trial.user_attrs.get("origin", "sampled")),
+        train_flops=trial.user_attrs.get("train_flops"),
     )
 
 
@@ -216,6 +218,7 @@ def scored_from_trial(trial: Any, n_val: int,
     return Scored(key=trial.number, label=f"trial {trial.number} ({strategy})",
                   accuracy=float(trial.value), n=n_val,
                   seconds=float(seconds) if seconds is not None else math.inf,
+                  flops=trial.user_attrs.get("train_flops"),
                   trainable_params=int(trial.user_attrs.get("trainable_params", 0)),
                   correct=trial.user_attrs.get("val_correct"),
                   prior_mean=mean, prior_sd=sd, prior_key=strategy)

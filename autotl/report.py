@@ -18,7 +18,8 @@ from autotl.recommendation import Recommendation
 log = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = ["number", "state", "origin", "strategy", "val_accuracy", "test_accuracy",
-                 "train_seconds", "eval_seconds", "trainable_params", "total_params",
+                 "train_seconds", "train_flops", "eval_seconds", "trainable_params",
+                 "total_params",
                  "frozen_depth", "cached_depth", "steps", "accumulation_steps", "device",
                  "worker"]
 
@@ -101,8 +102,8 @@ def _why(rec: Recommendation, rows: list[dict[str, Any]] | None = None) -> list[
     devices = sorted({str(r["device"]) for r in rows or [] if r.get("device")})
     if len(devices) > 1:  # workers on mixed hardware
         reasons.append(f"Trials ran on {len(devices)} kinds of device ({', '.join(devices)}): "
-                       "training seconds, and so which config is cheapest, compare only "
-                       "within one kind.")
+                       "training seconds compare only within one kind; which config is "
+                       "cheapest was decided by counted operations, the same on every kind.")
     best = rec.recommended
     if best is None:
         return reasons
@@ -114,9 +115,14 @@ def _why(rec: Recommendation, rows: list[dict[str, Any]] | None = None) -> list[
                        + ": compare them with more trials before ruling them out.")
     cheap = rec.cheapest_within_tolerance
     if cheap and cheap.trial != best.trial and best.train_seconds > 0:
+        # The rule's cost where both were counted; seconds move with the machine's load.
+        if cheap.train_flops and best.train_flops:
+            cost = (f"trains with {best.train_flops / cheap.train_flops:.1f}× fewer "
+                    "operations")
+        else:
+            cost = f"trains {best.train_seconds / max(cheap.train_seconds, 1e-9):.1f}× faster"
         reasons.append(
-            f"Giving up {rec.tolerance:.3f} more accuracy, {cheap.short()} trains "
-            f"{best.train_seconds / max(cheap.train_seconds, 1e-9):.1f}× faster and adapts "
+            f"Giving up {rec.tolerance:.3f} more accuracy, {cheap.short()} {cost} and adapts "
             f"{cheap.trainable_params:,} instead of {best.trainable_params:,} parameters."
         )
     folds = rec.validation.get("mode") == "folds"

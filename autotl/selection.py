@@ -13,13 +13,17 @@ config, a size map's winner at each size and its notes all come from :func:`choo
    them. The gap's standard error comes from the paired per-example outcomes when both
    candidates were scored on the same rows (they are correlated, so pairing is much more
    precise), else from each accuracy's own standard error.
-3. Among the tied, the cheapest wins: fewest training seconds, then fewest trainable
-   parameters, then the best estimate. Seconds within :data:`TIME_RESOLUTION` of the fastest
-   tied config's count as the same: they are measured on the machine as it is, whose load
-   moves one config's seconds by that much, so a smaller difference is timing noise, not
-   cost. This is the one-standard-error rule of Breiman et al. (CART, 1984) and Hastie,
-   Tibshirani & Friedman (ESL §7.10): prefer the simplest model whose error is within one
-   standard error of the best.
+3. Among the tied, the cheapest wins: fewest training operations (floating-point operations
+   counted by torch as the trial trained, the frozen part's cached forward pass included),
+   then fewest trainable parameters, then the best estimate. Operations within
+   :data:`FLOPS_RESOLUTION` of the fewest count as the same (text batches differ in padded
+   length from trial to trial). Operations are the same on any machine under any load, so
+   the same trials make the same choice anywhere. Where a tied candidate has no count (a
+   trial stored before autotl counted), training seconds stand in, and seconds within
+   :data:`TIME_RESOLUTION` of the fastest count as the same: the machine's load moves one
+   config's seconds by that much. This is the one-standard-error rule of Breiman et al.
+   (CART, 1984) and Hastie, Tibshirani & Friedman (ESL §7.10): prefer the simplest model
+   whose error is within one standard error of the best.
 
 :class:`Choice` says in words what happened: a clear lead, or a tie and how it was broken.
 :func:`bootstrap` says how sure a choice is: how often the rule makes it again when the scored
@@ -39,6 +43,10 @@ Z = 1.0
 #: cheap. The same config's seconds moved by 10% between runs on a shared 2-core CPU; two
 #: LoRA configs, or subset and LoRA, differed by 1-2% and that used to decide their ties.
 TIME_RESOLUTION = 0.10
+#: Training operations within this fraction of the fewest tied candidate's count as equally
+#: cheap: the same config trained with another seed draws other batches, whose text rows pad
+#: to other lengths (a few percent); a different freeze depth or strategy differs by more.
+FLOPS_RESOLUTION = 0.05
 
 
 @dataclass
@@ -62,6 +70,7 @@ class Scored:
     n: int
     seconds: float = math.inf
     trainable_params: int = 0
+    flops: float | None = None
     correct: str | None = None
     se: float | None = None
     prior_mean: float | None = None
@@ -80,9 +89,9 @@ class Scored:
         return _combine(self.accuracy, self.measured_se, self.prior_mean, self.prior_sd)[0]
 
     @property
-    def cost(self) -> tuple[float, int]:
-        seconds = self.seconds if math.isfinite(self.seconds) else math.inf
-        return (seconds, self.trainable_params)
+    def counted(self) -> bool:
+        """Whether the training's operations were counted."""
+        return self.flops is not None and self.flops > 0
 
 
 @dataclass
@@ -119,12 +128,19 @@ class Choice:
         if self.chosen.key == lead.key:
             return text + f" The best-scoring, {lead.label}, is also the cheapest of them."
         c = self.chosen
+        params = f"{c.trainable_params:,} trainable parameters against {lead.trainable_params:,}"
+        if _by_operations(self.tied):
+            if not _same(lead.flops, c.flops, FLOPS_RESOLUTION):  # type: ignore[arg-type]
+                cost = f"{_gflop(c.flops)} to train against {_gflop(lead.flops)}"
+            else:
+                cost = (f"{params} (training operations within {FLOPS_RESOLUTION:.0%} count "
+                        f"as the same: {_gflop(c.flops)} against {_gflop(lead.flops)})")
+            return text + f" The tie goes to the cheapest, {c.label}: {cost}."
         timed = math.isfinite(c.seconds) and math.isfinite(lead.seconds)
-        if timed and not _same_time(lead.seconds, c.seconds):
+        if timed and not _same(lead.seconds, c.seconds, TIME_RESOLUTION):
             cost = f"{c.seconds:.1f} s to train against {lead.seconds:.1f} s"
         else:
-            cost = (f"{c.trainable_params:,} trainable parameters against "
-                    f"{lead.trainable_params:,}")
+            cost = params
             if timed:
                 cost += (f" (training seconds within {TIME_RESOLUTION:.0%} count as the same: "
                          f"{c.seconds:.1f} s against {lead.seconds:.1f} s)")
@@ -171,7 +187,7 @@ def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
     :data:`Z`, other values are for what-if replays of stored searches."""
     if not candidates:
         return None
-    leader = max(candidates, key=lambda s: (s.estimate, -s.cost[0], -s.cost[1]))
+    leader = max(candidates, key=lambda s: (s.estimate, -_seconds(s), -s.trainable_params))
     tied, gaps = [], {}
     for s in candidates:
         gap, se = _gap(leader, s)
@@ -179,9 +195,13 @@ def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
         if s.key == leader.key or gap <= z * se + tolerance + 1e-12:
             tied.append(s)
     tied.sort(key=lambda s: -s.estimate)
-    fastest = min(s.cost[0] for s in tied)
-    cheapest = [s for s in tied if _same_time(s.cost[0], fastest)]
-    chosen = min(cheapest, key=lambda s: (s.cost[1], -s.estimate))
+    if _by_operations(tied):
+        fewest = min(s.flops for s in tied)  # type: ignore[type-var]
+        cheapest = [s for s in tied if _same(s.flops, fewest, FLOPS_RESOLUTION)]  # type: ignore[arg-type]
+    else:
+        fastest = min(_seconds(s) for s in tied)
+        cheapest = [s for s in tied if _same(_seconds(s), fastest, TIME_RESOLUTION)]
+    chosen = min(cheapest, key=lambda s: (s.trainable_params, -s.estimate))
     return Choice(chosen=chosen, leader=leader, tied=tied, gaps=gaps, tolerance=tolerance,
                   what=what, z=z)
 
@@ -211,7 +231,8 @@ def bootstrap(candidates: Sequence[Scored], *, resamples: int = 500, seed: int =
         for c in candidates:
             correct = "".join(c.correct[i] for i in picked)  # type: ignore[index]
             drawn.append(Scored(key=c.key, label=c.label, accuracy=correct.count("1") / length,
-                                n=n, seconds=c.seconds, trainable_params=c.trainable_params,
+                                n=n, seconds=c.seconds, flops=c.flops,
+                                trainable_params=c.trainable_params,
                                 correct=correct, prior_mean=c.prior_mean, prior_sd=c.prior_sd,
                                 prior_key=c.prior_key))
         choice = choose(drawn, tolerance=tolerance)
@@ -221,9 +242,24 @@ def bootstrap(candidates: Sequence[Scored], *, resamples: int = 500, seed: int =
     return {k: v / resamples for k, v in wins.items()}
 
 
-def _same_time(seconds: float, fastest: float) -> bool:
-    return seconds <= fastest * (1 + TIME_RESOLUTION) if math.isfinite(fastest) \
-        else not math.isfinite(seconds)
+def _by_operations(tied: Sequence[Scored]) -> bool:
+    """Whether a tie is broken by counted operations: only when every tied candidate has a
+    count (a count beside a time compares nothing)."""
+    return all(s.counted for s in tied)
+
+
+def _seconds(s: Scored) -> float:
+    return s.seconds if math.isfinite(s.seconds) else math.inf
+
+
+def _same(cost: float, least: float, resolution: float) -> bool:
+    """Whether ``cost`` is within ``resolution`` of the ``least`` one."""
+    return cost <= least * (1 + resolution) if math.isfinite(least) \
+        else not math.isfinite(cost)
+
+
+def _gflop(flops: float | None) -> str:
+    return f"{(flops or 0) / 1e9:,.1f} GFLOP"
 
 
 def _gap(leader: Scored, other: Scored) -> tuple[float, float]:

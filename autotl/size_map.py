@@ -67,6 +67,7 @@ class Measured:
     trial: int
     test_accuracies: list[float] = field(default_factory=list)
     correct: str | None = None  # validation outcomes, concatenated over the seeds
+    train_flops: float | None = None  # mean over the seeds; None where one was not counted
 
     @property
     def mean(self) -> float:
@@ -89,6 +90,7 @@ class Measured:
     def scored(self, n_val: int) -> Scored:
         return Scored(key=self.strategy, label=self.strategy, accuracy=self.mean,
                       n=n_val * len(self.accuracies), seconds=self.train_seconds,
+                      flops=self.train_flops,
                       trainable_params=self.trainable_params, correct=self.correct)
 
     def to_dict(self) -> dict[str, Any]:
@@ -415,7 +417,8 @@ def measure_rung(session: Any, seeds: int) -> SizeEntry:
             trainable_params=candidate.trainable_params, trial=top.number,
             test_accuracies=[float(r.user_attrs["test_accuracy"]) for r in runs
                              if has_test and "test_accuracy" in r.user_attrs],
-            correct="".join(correct) if all(correct) else None))
+            correct="".join(correct) if all(correct) else None,
+            train_flops=_mean_flops(runs)))
     prep = session.prep
     return SizeEntry(n_per_class=session.config.n_per_class, n_train=len(prep.train),
                      n_val=n_val, study=study.study_name, out=str(session.out),
@@ -559,3 +562,8 @@ def size_map_html(size_map: SizeMap, png: bytes | None) -> str:
                      f"{entry.n_val} validation examples</li>")
     parts.append("</ul></body></html>")
     return "\n".join(parts)
+
+
+def _mean_flops(runs: list[Any]) -> float | None:
+    counts = [r.user_attrs.get("train_flops") for r in runs]
+    return statistics.fmean(counts) if counts and None not in counts else None

@@ -1069,7 +1069,7 @@ class Objective:
         result.number = trial.number
         for key in ("train_seconds", "eval_seconds", "wall_seconds", "trainable_params",
                     "total_params", "steps", "frozen_depth", "cached_depth", "history",
-                    "val_correct", "accumulation_steps"):
+                    "val_correct", "accumulation_steps", "train_flops"):
             trial.set_user_attr(key, getattr(result, key))
         trial.set_user_attr("device", device_label(self.trainer.device))
         if result.error:  # stopped by a fault (a loss that is not finite), not by the pruner
@@ -1115,7 +1115,8 @@ class Objective:
         n_val = self.prep.n_scored
         mine = Scored(key=trial.number, label=str(trial.number),
                       accuracy=float(result.val_accuracy), n=n_val,
-                      seconds=result.train_seconds, trainable_params=result.trainable_params,
+                      seconds=result.train_seconds, flops=result.train_flops,
+                      trainable_params=result.trainable_params,
                       correct=result.val_correct)
         own = [scored_from_trial(t, n_val) for t in trial.study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

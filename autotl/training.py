@@ -31,6 +31,7 @@ from autotl.inputs import (
     steps_budget,
     tree_bytes,
     tree_cat,
+    tree_leaves,
     tree_len,
     tree_map,
     trim_padding,
@@ -89,6 +90,11 @@ class TrialResult:
     val_correct: str | None = None  # per validation row at the end: '1' right, '0' wrong
     trained: dict[str, torch.Tensor] | None = field(default=None, repr=False)  # final tensors
     activation_seconds: float = 0.0  # computing cached activations, included in train_seconds
+    # Floating-point operations the training took (torch's FlopCounterMode), the cached
+    # activations' share included: unlike seconds, the same on any machine under any load, so
+    # the selection rule's cost. None where nothing was counted.
+    train_flops: float | None = None
+    activation_flops: float = 0.0  # the frozen part's forward for the rows it was cached for
     fold_accuracies: list[float] | None = None  # each fold's accuracy, when scored over folds
 
 
@@ -160,6 +166,7 @@ class Trainer:
                                   config.min_steps, config.max_steps)
         self._stages_ok: bool | None = None
         self._weights_digest: str | None = None
+        self._prefix_flops: dict[int, float | None] = {}  # depth → per row; views share it
         # In a view (folds, refit): positions of "train"/"val" within the "all" split.
         self.rows: dict[str, torch.Tensor] = {}
 
@@ -235,6 +242,10 @@ class Trainer:
         if cached is not None:
             (train_acts, val_acts, result.cached_depth, activation_seconds) = cached
         result.activation_seconds = activation_seconds
+        if result.cached_depth:
+            per_row = self._prefix_flops_per_row(result.cached_depth)
+            rows = len(self.labels["train"]) + len(self.labels["val"])
+            result.activation_flops = per_row * rows if per_row is not None else 0.0
         model.to(self.device)
         if self.base.is_cnn:
             model.to(memory_format=torch.channels_last)
@@ -281,6 +292,7 @@ class Trainer:
         # The first step whose loss was not finite (0: none), kept on the device: reading the
         # loss every step would make the GPU wait for the host. Checked at each checkpoint.
         bad_step = torch.zeros((), dtype=torch.long, device=self.device)
+        first_flops, first_size = 0.0, 0
         model.train()
         for step in range(1, self.steps + 1):
             inputs, labels = next(batches)
@@ -289,15 +301,26 @@ class Trainer:
                 raise torch.OutOfMemoryError(f"CUDA out of memory (injected by {FAULT_ENV})")
             optimizer.zero_grad(set_to_none=True)
             step_loss = torch.zeros((), device=self.device)
-            for part_inputs, part_labels in _split_batch(inputs, labels, parts):
-                with self._autocast():
-                    loss = nn.functional.cross_entropy(forward(part_inputs), part_labels)
-                if parts > 1:  # the whole batch's mean, as one step without accumulation
-                    loss = loss * (len(part_labels) / len(labels))
-                if fault is not None and fault == ("nan", step):
-                    loss = loss * math.nan
-                loss.backward()
-                step_loss += loss.detach()
+            # The first step's operations are counted; a later step costs that in proportion
+            # to its input's size (text batches are trimmed to their longest row). Counting
+            # every step would slow a GPU step several times over.
+            counter = _flop_counter() if step == 1 else contextlib.nullcontext()
+            with counter:
+                for part_inputs, part_labels in _split_batch(inputs, labels, parts):
+                    with self._autocast():
+                        loss = nn.functional.cross_entropy(forward(part_inputs), part_labels)
+                    if parts > 1:  # the whole batch's mean, as one step without accumulation
+                        loss = loss * (len(part_labels) / len(labels))
+                    if fault is not None and fault == ("nan", step):
+                        loss = loss * math.nan
+                    loss.backward()
+                    step_loss += loss.detach()
+            size = _elements(inputs)
+            if step == 1:
+                first_flops, first_size = _counted(counter), size
+                result.train_flops = result.activation_flops if first_flops else None
+            if result.train_flops is not None and first_size:
+                result.train_flops += first_flops * size / first_size
             optimizer.step()
             scheduler.step()
             bad_step = torch.where((bad_step == 0) & ~torch.isfinite(step_loss), step, bad_step)
@@ -515,6 +538,24 @@ class Trainer:
             seconds += fetched[1]
         return trees[0], trees[1], depth, seconds
 
+    def _prefix_flops_per_row(self, depth: int) -> float | None:
+        """Operations of the frozen part's forward for one row, counted once per depth on the
+        first few training rows (rows cached together share one padded length)."""
+        if depth not in self._prefix_flops:
+            split = self.splits["train"] if len(self.labels["train"]) else self.splits["val"]
+            k = min(4, len(split))
+            flops = None
+            if k:
+                batch = next(batches_of_inputs(split, self.base, batch_size=k, uniform=True,
+                                               order=torch.arange(k)))
+                counter = _flop_counter()
+                with counter:
+                    self._prefix(batch, depth)
+                counted = _counted(counter)
+                flops = counted / k if counted else None
+            self._prefix_flops[depth] = flops
+        return self._prefix_flops[depth]
+
     def _cache_depth(self, depth: int) -> int:
         """The depth whose activations can be cached: a partial depth only where the
         backbone's stage split is verified, else the inputs (0)."""
@@ -617,6 +658,23 @@ class Trainer:
                 log.info("activation cache: %s has no verified layer split; partial freezes "
                          "reuse cached inputs only", self.base.name)
         return self._stages_ok
+
+
+def _flop_counter() -> Any:
+    """torch's operation counter (matrix products, convolutions, attention; forward and
+    backward), silent."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False)
+
+
+def _counted(counter: Any) -> float:
+    return float(counter.get_total_flops())
+
+
+def _elements(tree: Tree) -> int:
+    """Number of input elements in a batch: a step's cost scales with it."""
+    return sum(t.numel() for t in tree_leaves(tree))
 
 
 def _split_batch(inputs: Tree, labels: torch.Tensor,

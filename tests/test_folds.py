@@ -113,6 +113,13 @@ def test_the_frozen_part_is_computed_once_for_every_fold(plugins, tmp_path) -> N
     hits = trainer.cache.stats.hits
     run_folds(trainer, prep.folds, HEAD, seed=1)
     assert trainer.cache.stats.misses == 2 and trainer.cache.stats.hits > hits
+    # Its operations are charged once too: each fold alone charges the frozen forward of all
+    # 21 rows, the folds together charge it once beside every fold's own training.
+    alone = [trainer.view(f.train, f.val).run(HEAD, seed=0) for f in prep.folds]
+    assert result.activation_flops > 0
+    assert all(r.activation_flops == result.activation_flops for r in alone)
+    assert result.train_flops == pytest.approx(
+        sum(r.train_flops for r in alone) - (len(alone) - 1) * result.activation_flops)
 
 
 def test_folds_in_lockstep_train_exactly_as_each_fold_alone(
@@ -143,6 +150,7 @@ def test_folds_in_lockstep_train_exactly_as_each_fold_alone(
     assert together.fold_accuracies == [r.val_accuracy for r in alone]
     assert together.val_correct == pool_outcomes(folds, [r.val_correct for r in alone])
     assert together.steps == max(r.steps for r in alone)
+    assert together.train_flops == pytest.approx(sum(r.train_flops for r in alone))
 
 
 def test_folds_hold_one_model_without_the_pruner_and_no_gradients_while_waiting(

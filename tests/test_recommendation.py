@@ -17,14 +17,28 @@ from autotl.recommendation import (
 from autotl.storage import mask_url
 
 
-def _trial(number: int, strategy: str, correct: str, seconds: float):  # noqa: ANN202
+def _trial(number: int, strategy: str, correct: str, seconds: float,  # noqa: ANN202
+           flops: float | None = None):
+    attrs = {"val_correct": correct, "train_seconds": seconds, "trainable_params": 1}
+    if flops is not None:
+        attrs["train_flops"] = flops
     trial = optuna.trial.create_trial(
         params={"strategy": strategy}, value=correct.count("1") / len(correct),
         distributions={"strategy": optuna.distributions.CategoricalDistribution(
             ["full", "head-only"])},
-        user_attrs={"val_correct": correct, "train_seconds": seconds, "trainable_params": 1})
+        user_attrs=attrs)
     trial.number = number
     return trial
+
+
+def test_stored_trials_are_compared_by_their_counted_operations() -> None:
+    """A study's trials carry ``train_flops``: a tie goes to the fewer operations even where
+    that trial's seconds, measured while the machine was busy, were the longer."""
+    full = _trial(0, "full", "1110011100", seconds=30.0, flops=9e12)
+    head = _trial(1, "head-only", "1101011010", seconds=45.0, flops=1e12)
+    choice = select([full, head], 10)
+    assert choice.is_tie and choice.chosen.key == 1
+    assert "1,000.0 GFLOP to train against 9,000.0 GFLOP" in choice.describe()
 
 
 def test_a_measured_tie_goes_to_the_prior_then_to_the_cheaper_config() -> None:

@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from autotl.selection import TIME_RESOLUTION, Scored, binomial_se, choose, gap_se
+from autotl.selection import (
+    FLOPS_RESOLUTION,
+    TIME_RESOLUTION,
+    Scored,
+    binomial_se,
+    choose,
+    gap_se,
+)
 
 
 def _s(key: str, correct: str, seconds: float, params: int = 0, **kw) -> Scored:  # noqa: ANN003
@@ -75,6 +82,46 @@ def test_at_the_same_time_fewer_trainable_parameters_are_cheaper_and_the_report_
     assert "within 10% count as the same" in words
     assert choose([_s("subset", "11110", seconds=575.4, params=100_000), lora]
                   ).chosen.key == "subset"
+
+
+def test_counted_operations_break_a_tie_whatever_the_seconds_say() -> None:
+    """The fortunes case: subset's trial ran while the CPU was quiet, LoRA's while it was
+    shared, or the other way round; the operations decide the same way both times."""
+    subset = _s("subset", "11110", seconds=800.0, params=10_000_000, flops=200e9)
+    lora = _s("lora", "11100", seconds=400.0, params=100_000, flops=600e9)
+    choice = choose([subset, lora])
+    assert choice.is_tie and choice.chosen.key == "subset"
+    assert "also the cheapest" in choice.describe()
+    quiet = _s("subset", "11110", seconds=300.0, params=10_000_000, flops=200e9)
+    assert choose([quiet, lora]).chosen.key == "subset"
+    # LoRA leading instead: the cheaper subset still takes the tie, and the words say why.
+    choice = choose([_s("subset", "11100", 800.0, 10_000_000, flops=200e9),
+                     _s("lora", "11110", 400.0, 100_000, flops=600e9)])
+    assert choice.chosen.key == "subset"
+    assert "200.0 GFLOP to train against 600.0 GFLOP" in choice.describe()
+
+
+def test_operations_within_the_resolution_are_the_same_cost_then_parameters_decide() -> None:
+    best = _s("subset", "11110", seconds=1.0, params=10_000_000, flops=100e9)
+    close = _s("lora", "11100", seconds=9.0, params=100_000,
+               flops=100e9 / (1 + FLOPS_RESOLUTION) + 1)
+    choice = choose([best, close])
+    assert choice.chosen.key == "lora"
+    assert "within 5% count as the same" in choice.describe()
+    fewer = _s("lora", "11100", seconds=9.0, params=100_000,
+               flops=100e9 / (1 + FLOPS_RESOLUTION) - 1e6)
+    assert choose([best, fewer]).chosen.key == "lora"
+    assert "GFLOP to train against" in choose([best, fewer]).describe()
+    same_params = _s("lora", "11100", 9.0, 10_000_000, flops=100e9)
+    assert choose([best, same_params]).chosen.key == "subset"  # then the best estimate
+
+
+def test_a_tie_with_an_uncounted_candidate_falls_back_to_seconds() -> None:
+    """A trial stored before operations were counted compares by seconds, as all do then."""
+    counted = _s("subset", "11110", seconds=800.0, params=10, flops=200e9)
+    old = _s("lora", "11100", seconds=400.0, params=10)
+    assert choose([counted, old]).chosen.key == "lora"
+    assert "400.0 s to train against 800.0 s" in choose([counted, old]).describe()
 
 
 def test_unpaired_candidates_use_each_accuracys_own_error() -> None:

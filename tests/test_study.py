@@ -95,8 +95,11 @@ def _assert_one_standard_error_rule(study, chosen, n_val, tolerance) -> None:  #
         se = 0.0 if not d.any() else np.sqrt(max(d.var(ddof=1), 1 / n_val) / n_val)
         return top.value - t.value <= se + tolerance + 1e-12
 
-    assert within(next(t for t in done if t.number == chosen["trial"]))
-    cheaper = [t for t in done if t.user_attrs["train_seconds"] < chosen["train_seconds"]]
+    mine = next(t for t in done if t.number == chosen["trial"])
+    assert within(mine)
+    # Cost is the counted training operations; within 5% of each other they are the same.
+    flops = mine.user_attrs["train_flops"]
+    cheaper = [t for t in done if t.user_attrs["train_flops"] * 1.05 < flops]
     assert not any(within(t) for t in cheaper)
 
 

@@ -253,3 +253,45 @@ def test_a_loss_that_is_not_finite_still_stops_the_trial_between_checkpoints(
     result = trainer.run(PLAN, seed=0, between=False)
     assert result.state == "pruned" and "step 1" in result.error
     assert result.history == []  # stopped at the first checkpoint (step 2), unvalidated
+
+
+# -- the counted operations (the selection rule's cost) ------------------------------------------
+
+
+def test_training_operations_are_counted_the_same_every_time_and_rank_the_strategies(
+        plugins: Plugins) -> None:
+    trainer = _trainer(plugins, strategies=["full", "subset", "head-only"])
+    full = trainer.run(_plan("full", 1e-3), seed=0)
+    head = trainer.run(_plan("head-only"), seed=0)
+    subset = trainer.run(TrialPlan("subset", {"freeze_depth": 1}, "linear", {}, 1e-3, 1e-4),
+                         seed=0)
+    # Another seed draws other images but the same shapes: the same count, unlike seconds.
+    assert trainer.run(_plan("full", 1e-3), seed=3).train_flops == full.train_flops
+    # Uncached, every strategy runs the whole forward pass; the backward pass stops where
+    # nothing below trains, so fewer trained layers cost fewer operations.
+    assert 0 < head.train_flops < subset.train_flops < full.train_flops
+    assert full.activation_flops == 0.0
+    # Twice the steps, twice the operations (every batch here has the same size).
+    longer = _trainer(plugins, strategies=["full"], min_steps=24, max_steps=24)
+    assert longer.run(_plan("full", 1e-3), seed=0).train_flops == pytest.approx(
+        2 * full.train_flops)
+
+
+def test_cached_activations_are_charged_once_per_row_not_once_per_step(
+        plugins: Plugins, tmp_path: Path) -> None:
+    config = SearchConfig(**{**FAST, "min_steps": 12, "max_steps": 12, "eval_points": 2,
+                             "strategies": ["head-only"], "cache_dir": tmp_path / "cache"})
+    prep = prepare(config, plugins)
+    cached = build_trainer(prep, torch.device("cpu"))[1]
+    uncached = _trainer(plugins)
+    result = cached.run(_plan(), seed=0)
+    plain = uncached.run(_plan(), seed=0)
+    rows = len(prep.train) + len(prep.val)
+    assert result.cached_depth == cached.base.n_groups
+    # The frozen forward pass of every row once, and the steps through the head alone.
+    per_row = cached._prefix_flops_per_row(result.cached_depth)
+    assert result.activation_flops == pytest.approx(per_row * rows)
+    head_steps = result.train_flops - result.activation_flops
+    assert 0 < head_steps < result.activation_flops
+    # Uncached, the same trial runs the frozen forward pass on every step's batch instead.
+    assert plain.train_flops == pytest.approx(12 * 16 * per_row + head_steps, rel=1e-6)

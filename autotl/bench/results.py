@@ -83,6 +83,9 @@ COLUMNS: tuple[Column, ...] = (
            "row (a search: all its trials; a fixed config: its one training run)"),
     Column("train_seconds", (*_NUM, type(None)), False, "training seconds of the final config "
            "alone"),
+    Column("train_flops", (*_NUM, type(None)), False, "floating-point operations of the "
+           "final config's training, as torch counts them (the same on any machine; what the "
+           "selection rule compares)"),
     Column("trainable_params", (int, type(None)), False, "parameters the final config trained"),
     Column("device", (str, type(None)), False, "cpu, cuda or mps"),
     Column("hardware", (str, type(None)), False, "processor or accelerator, in words"),
@@ -455,6 +458,7 @@ def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str,
         "seed": trial_seed(trial, request) if one_run else search_seed,
         "compute_seconds": seconds if one_run else search_seconds,
         "train_seconds": seconds,
+        "train_flops": trial.user_attrs.get("train_flops"),
         "trainable_params": trial.user_attrs.get("trainable_params"),
         **{k: trial.user_attrs.get(k) for k in ("device", "hardware", "versions",
                                                  "autotl_version", "git_commit")},

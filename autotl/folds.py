@@ -229,7 +229,9 @@ def _run_folds(trainer: Any, folds: list[Fold], plan: Any, *, seed: int,
     combined.train_seconds = sum(r.train_seconds - r.activation_seconds
                                  for r in results) + activation
     if all(r.train_flops is not None for r in results):
-        combined.activation_flops = max(r.activation_flops for r in results)
+        # Likewise the frozen forward pass: once over the pool (each row trains in some fold).
+        per_row = first.activation_flops / max(len(folds[0].train), 1)
+        combined.activation_flops = per_row * len(trainer.labels["all"])
         combined.train_flops = sum(r.train_flops - r.activation_flops
                                    for r in results) + combined.activation_flops
     if all(r.val_accuracy is not None for r in results):  # not when a fault stopped a fold

@@ -14,7 +14,8 @@ config, a size map's winner at each size and its notes all come from :func:`choo
    candidates were scored on the same rows (they are correlated, so pairing is much more
    precise), else from each accuracy's own standard error.
 3. Among the tied, the cheapest wins: fewest training operations (floating-point operations
-   counted by torch as the trial trained, the frozen part's cached forward pass included),
+   counted by torch as the trial trained, the frozen part's cached forward pass over the
+   training rows included),
    then fewest trainable parameters, then the best estimate. Operations within
    :data:`FLOPS_RESOLUTION` of the fewest count as the same (text batches differ in padded
    length from trial to trial). Operations are the same on any machine under any load, so

@@ -113,13 +113,16 @@ def test_the_frozen_part_is_computed_once_for_every_fold(plugins, tmp_path) -> N
     hits = trainer.cache.stats.hits
     run_folds(trainer, prep.folds, HEAD, seed=1)
     assert trainer.cache.stats.misses == 2 and trainer.cache.stats.hits > hits
-    # Its operations are charged once too: each fold alone charges the frozen forward of all
-    # 21 rows, the folds together charge it once beside every fold's own training.
+    # Its operations are charged once too: each fold alone charges the frozen forward pass of
+    # its training rows, the folds together that of the 21 rows once, beside every fold's own
+    # training steps.
+    per_row = trainer._prefix_flops_per_row(result.cached_depth)
+    assert per_row > 0 and result.activation_flops == pytest.approx(21 * per_row)
     alone = [trainer.view(f.train, f.val).run(HEAD, seed=0) for f in prep.folds]
-    assert result.activation_flops > 0
-    assert all(r.activation_flops == result.activation_flops for r in alone)
+    assert all(r.activation_flops == pytest.approx(len(f.train) * per_row)
+               for r, f in zip(alone, prep.folds, strict=True))
     assert result.train_flops == pytest.approx(
-        sum(r.train_flops for r in alone) - (len(alone) - 1) * result.activation_flops)
+        sum(r.train_flops - r.activation_flops for r in alone) + 21 * per_row)
 
 
 def test_folds_in_lockstep_train_exactly_as_each_fold_alone(

@@ -286,12 +286,35 @@ def test_cached_activations_are_charged_once_per_row_not_once_per_step(
     uncached = _trainer(plugins)
     result = cached.run(_plan(), seed=0)
     plain = uncached.run(_plan(), seed=0)
-    rows = len(prep.train) + len(prep.val)
+    rows = len(prep.train)
     assert result.cached_depth == cached.base.n_groups
-    # The frozen forward pass of every row once, and the steps through the head alone.
+    # The frozen forward pass of every training row once (validation's is evaluation, left
+    # out as an uncached trial's is), and the steps through the head alone.
     per_row = cached._prefix_flops_per_row(result.cached_depth)
     assert result.activation_flops == pytest.approx(per_row * rows)
     head_steps = result.train_flops - result.activation_flops
     assert 0 < head_steps < result.activation_flops
     # Uncached, the same trial runs the frozen forward pass on every step's batch instead.
     assert plain.train_flops == pytest.approx(12 * 16 * per_row + head_steps, rel=1e-6)
+
+
+def test_a_convolutions_backward_pass_is_counted_as_two_forward_passes_grouped_or_not() -> None:
+    """Its input's and its weight's gradients each cost a forward pass. torch's own formula
+    counts a depthwise convolution's weight gradient channels² times over (EfficientNet's full
+    fine-tuning came to 40 forward passes), which made full fine-tuning look far dearer than
+    LoRA on every MobileNet and EfficientNet."""
+    from autotl.training import _counted, _flop_counter
+
+    for groups in (1, 4, 64):
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1, groups=groups)
+        x = torch.randn(2, 64, 16, 16, requires_grad=True)
+        forward = 2 * 2 * 16 * 16 * 64 * (64 // groups) * 9  # multiply-adds, as torch counts
+        counter = _flop_counter()
+        with counter:
+            conv(x).sum().backward()
+        assert _counted(counter) == 3 * forward
+        x = torch.randn(2, 64, 16, 16)  # no input gradient needed: the weight's alone
+        counter = _flop_counter()
+        with counter:
+            conv(x).sum().backward()
+        assert _counted(counter) == 2 * forward

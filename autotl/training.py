@@ -677,8 +677,8 @@ def _conv_backward_flops(grad_out_shape: Any, x_shape: Any, w_shape: Any, _bias:
                          **kwargs: Any) -> int:
     """Each gradient a convolution's backward pass computes (input, weight) costs what its
     forward pass costs. torch's own formula (2.14) leaves out the groups in the weight's
-    gradient, so a depthwise convolution's counted channels² times over: EfficientNet's full
-    fine-tuning came to 40 times its forward pass, where 2 is right."""
+    gradient, so a depthwise convolution's is counted as many times over as it has channels:
+    EfficientNet's backward pass came to 41 forward passes, where 2 is right."""
     from torch.utils.flop_counter import conv_flop_count
 
     forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape),

@@ -300,9 +300,9 @@ def test_cached_activations_are_charged_once_per_row_not_once_per_step(
 
 def test_a_convolutions_backward_pass_is_counted_as_two_forward_passes_grouped_or_not() -> None:
     """Its input's and its weight's gradients each cost a forward pass. torch's own formula
-    counts a depthwise convolution's weight gradient channels² times over (EfficientNet's full
-    fine-tuning came to 40 forward passes), which made full fine-tuning look far dearer than
-    LoRA on every MobileNet and EfficientNet."""
+    counts a depthwise convolution's weight gradient as many times over as it has channels
+    (EfficientNet's backward pass came to 41 forward passes), which made full fine-tuning look
+    far dearer than LoRA on every MobileNet and EfficientNet."""
     from autotl.training import _counted, _flop_counter
 
     for groups in (1, 4, 64):

@@ -34,7 +34,7 @@ rows are resampled.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,23 +129,18 @@ class Choice:
         if self.chosen.key == lead.key:
             return text + f" The best-scoring, {lead.label}, is also the cheapest of them."
         c = self.chosen
-        params = f"{c.trainable_params:,} trainable parameters against {lead.trainable_params:,}"
-        if _by_operations(self.tied):
-            if not _same(lead.flops, c.flops, FLOPS_RESOLUTION):  # type: ignore[arg-type]
-                cost = f"{_gflop(c.flops)} to train against {_gflop(lead.flops)}"
-            else:
-                cost = (f"{params} (training operations within {FLOPS_RESOLUTION:.0%} count "
-                        f"as the same: {_gflop(c.flops)} against {_gflop(lead.flops)})")
-            return text + f" The tie goes to the cheapest, {c.label}: {cost}."
-        timed = math.isfinite(c.seconds) and math.isfinite(lead.seconds)
-        if timed and not _same(lead.seconds, c.seconds, TIME_RESOLUTION):
-            cost = f"{c.seconds:.1f} s to train against {lead.seconds:.1f} s"
+        cost, resolution, what, show = _measure(self.tied)
+        mine, theirs = cost(c), cost(lead)
+        compared = math.isfinite(mine) and math.isfinite(theirs)
+        if compared and not _same(theirs, mine, resolution):
+            words = f"{show(mine)} to train against {show(theirs)}"
         else:
-            cost = params
-            if timed:
-                cost += (f" (training seconds within {TIME_RESOLUTION:.0%} count as the same: "
-                         f"{c.seconds:.1f} s against {lead.seconds:.1f} s)")
-        return text + f" The tie goes to the cheapest, {c.label}: {cost}."
+            words = (f"{c.trainable_params:,} trainable parameters against "
+                     f"{lead.trainable_params:,}")
+            if compared:
+                words += (f" ({what} within {resolution:.0%} count as the same: "
+                          f"{show(mine)} against {show(theirs)})")
+        return text + f" The tie goes to the cheapest, {c.label}: {words}."
 
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.chosen.key, "leader": self.leader.key,
@@ -196,12 +191,9 @@ def choose(candidates: Sequence[Scored], *, tolerance: float = 0.0,
         if s.key == leader.key or gap <= z * se + tolerance + 1e-12:
             tied.append(s)
     tied.sort(key=lambda s: -s.estimate)
-    if _by_operations(tied):
-        fewest = min(s.flops for s in tied)  # type: ignore[type-var]
-        cheapest = [s for s in tied if _same(s.flops, fewest, FLOPS_RESOLUTION)]  # type: ignore[arg-type]
-    else:
-        fastest = min(_seconds(s) for s in tied)
-        cheapest = [s for s in tied if _same(_seconds(s), fastest, TIME_RESOLUTION)]
+    cost, resolution, _, _ = _measure(tied)
+    least = min(cost(s) for s in tied)
+    cheapest = [s for s in tied if _same(cost(s), least, resolution)]
     chosen = min(cheapest, key=lambda s: (s.trainable_params, -s.estimate))
     return Choice(chosen=chosen, leader=leader, tied=tied, gaps=gaps, tolerance=tolerance,
                   what=what, z=z)
@@ -243,10 +235,17 @@ def bootstrap(candidates: Sequence[Scored], *, resamples: int = 500, seed: int =
     return {k: v / resamples for k, v in wins.items()}
 
 
-def _by_operations(tied: Sequence[Scored]) -> bool:
-    """Whether a tie is broken by counted operations: only when every tied candidate has a
-    count (a count beside a time compares nothing)."""
-    return all(s.counted for s in tied)
+def _measure(tied: Sequence[Scored]) -> tuple[Callable[[Scored], float], float, str,
+                                               Callable[[float], str]]:
+    """How a tie's cost is measured, with its resolution, its name and how to show a value:
+    counted operations only when every tied candidate has a count (a count beside a time
+    compares nothing), else training seconds."""
+    if all(s.counted for s in tied):
+        def operations(s: Scored) -> float:
+            return float(s.flops or 0)
+
+        return operations, FLOPS_RESOLUTION, "training operations", _gflop
+    return _seconds, TIME_RESOLUTION, "training seconds", lambda v: f"{v:.1f} s"
 
 
 def _seconds(s: Scored) -> float:

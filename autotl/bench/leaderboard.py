@@ -22,10 +22,12 @@ from autotl.bench.regret import (
     OverDraws,
     Standing,
     config_key,
+    group_key,
     over_draws,
     standings,
     summarize,
 )
+from autotl.bench.results import row_split_seed
 from autotl.errors import ConfigError
 
 CSV_COLUMNS = ("task", "n_per_class", "split_seed", "protocol", "backbone", "method", "runs", "test_mean",
@@ -81,6 +83,8 @@ class Leaderboard:
         lines += _md_table(*self._table_cells())
         protocols = sorted({s.protocol for s in self.table})
         lines += ["", "Protocols: " + "; ".join(f"`{p}`" for p in protocols), ""]
+        if machines := self.machines():
+            lines += [machines, ""]
         return "\n".join(lines)
 
     def csv(self) -> str:
@@ -103,6 +107,36 @@ class Leaderboard:
                 "picked by one seed and scored on the other; compute is training seconds per "
                 "run (a search: all its trials; the oracle: its whole grid), and its fraction "
                 "is of the oracle's whole grid.")
+
+    def machines(self) -> str | None:
+        """Which processors the rows were measured on, when more than one, and which groups
+        compare rows from several: there a regret holds the processors' difference too."""
+        counts: dict[str, int] = defaultdict(int)
+        groups: dict[tuple[str, int | None, str], set[str]] = defaultdict(set)
+        for row in self.rows:
+            if row.get("hardware"):  # rows stored without it say nothing either way
+                counts[row["hardware"]] += 1
+                groups[group_key(row)].add(row["hardware"])
+        if len(counts) < 2:
+            return None
+        listed = "; ".join(f"{name}: {n} rows" for name, n in sorted(counts.items()))
+        text = (f"Machines: the rows come from {len(counts)} processors ({listed}). The same "
+                "config and seed train to other weights on another processor, whose "
+                "floating-point kernels round differently: a test accuracy measured on one need "
+                "not reproduce on another.")
+        mixed: dict[tuple[str, int | None], list[int]] = defaultdict(list)
+        for (task, size, protocol), names in groups.items():
+            if len(names) > 1:
+                mixed[(task, size)].append(row_split_seed({"protocol": protocol}))
+        if not mixed:
+            return text + " No group compares rows from more than one."
+        where = "; ".join(f"{task} at {_size(size)} per class (split seed "
+                          f"{', '.join(str(d) for d in sorted(set(seeds)))})"
+                          for (task, size), seeds in sorted(
+                              mixed.items(), key=lambda item: (item[0][0],
+                                                               _size_value(item[0][1]))))
+        return (text + f" These groups compare rows from more than one, and their regrets "
+                f"hold that difference too: {where}.")
 
     def _summary_cells(self) -> tuple[list[str], list[list[tuple[str, Any]]]]:
         header = ["method", "groups", "wins", "mean regret", "median regret", "worst regret",
@@ -183,6 +217,8 @@ class Leaderboard:
         protocols = sorted({s.protocol for s in self.table})
         parts.append("<p>Protocols: " + "; ".join(f"<code>{html.escape(p)}</code>"
                                                     for p in protocols) + "</p>")
+        if machines := self.machines():
+            parts.append(f"<p>{html.escape(machines)}</p>")
         parts.append(f"<script>{_SORT_JS}</script></body></html>")
         return "\n".join(parts)
 

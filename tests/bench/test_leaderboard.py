@@ -54,6 +54,30 @@ def test_non_dominated_configs() -> None:
     assert non_dominated(points) == points[:2]
 
 
+def test_rows_from_several_processors_are_named_with_the_groups_they_mix(
+        toy_rows: list[dict]) -> None:
+    amd, intel = "AMD EPYC, 2 cores", "Intel(R) Xeon(R) Processor, 2 cores"
+    one = [dict(r, hardware=amd) for r in toy_rows]
+    assert Leaderboard(one).machines() is None
+    assert "Machines" not in Leaderboard(one).markdown()
+    # The size-20 group all on one machine, the size-5 group's autotl rows on the other;
+    # a row stored without its machine counts for neither.
+    at_20 = [dict(r, n_per_class=20, protocol="real split_seed=3") for r in one]
+    mixed = [dict(r, hardware=intel) if r["method"] == "autotl" else r for r in one]
+    rows = mixed + at_20 + [dict(toy_rows[-1], method="lora", hardware=None)]
+    board = Leaderboard(rows)
+    text = board.machines()
+    assert text is not None
+    assert f"{amd}: {len(one) - 2 + len(at_20)} rows; {intel}: 2 rows" in text
+    assert "toy at 5 per class (split seed 0)" in text
+    assert "at 20 per class" not in text
+    assert text in board.markdown()
+    assert "more than one, and their regrets" in board.html()
+    # The same rows on two machines but no group mixes them.
+    apart = one + [dict(r, hardware=intel) for r in at_20]
+    assert "No group compares rows from more than one." in Leaderboard(apart).machines()
+
+
 def test_an_empty_leaderboard_is_refused() -> None:
     with pytest.raises(ConfigError, match="no result rows"):
         Leaderboard([])

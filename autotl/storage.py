@@ -192,6 +192,14 @@ def requeue_stale_trial(study: Any, trial: Any) -> None:
                       "retry_history": history}))
 
 
+def trial_seed(trial: Any, base: int) -> int:
+    """The seed ``trial`` trains with: the one it recorded when it first started, which a
+    retried or requeued trial carries (so a resumed grid trains what an uninterrupted one
+    would), else the study's ``base`` seed + the trial's number."""
+    seed = trial.user_attrs.get("seed")
+    return int(seed) if seed is not None else base + trial.number
+
+
 def is_retry(trial: Any) -> bool:
     """A queued config that ran before and was cut short: its process died (the heartbeat
     queued it again) or the user pressed Ctrl-C."""

@@ -31,6 +31,7 @@ from autotl.storage import (
     open_storage,
     retries_first,
     storage_host,
+    trial_seed,
 )
 
 log = logging.getLogger(__name__)
@@ -596,15 +597,16 @@ class Session:
                 log.info("trial %d (%s): retraining its config on all %d rows",
                          trial.number, plan.strategy, len(self.prep.pool))
                 self.refits[trial.number] = refit_on_pool(
-                    self.trainer, plan, seed=self.config.seed + trial.number)
+                    self.trainer, plan, seed=trial_seed(trial, self.config.seed))
             return self.refits[trial.number].trained
         if trial.number in self.states:  # the test score and best_model/ need the same one
             return self.states[trial.number]
         state = load_trial_state(trial, artifact_dir(self.config))
         if state is None:
+            seed = trial_seed(trial, self.config.seed)
             log.info("trial %d's trained tensors were not kept; training it again (seed %d)",
-                     trial.number, self.config.seed + trial.number)
-            state = self.trainer.run(plan, seed=self.config.seed + trial.number).trained
+                     trial.number, seed)
+            state = self.trainer.run(plan, seed=seed).trained
             assert state is not None
         self.states[trial.number] = state
         return state
@@ -1035,7 +1037,8 @@ class Objective:
             # Inside the try: an error while the trial is set up (a space that does not fit
             # the stored study, a strategy that cannot apply) is recorded like any other.
             plan = suggest_plan(trial, self.prep.strategies, self.prep.heads, self.backbone)
-            seed = self.prep.config.seed + trial.number
+            seed = trial_seed(trial, self.prep.config.seed)
+            trial.set_user_attr("seed", seed)  # a retry of this trial trains with it too
 
             def should_stop(accuracy: float, checkpoint: int) -> bool:
                 trial.report(accuracy, checkpoint)
@@ -1063,8 +1066,9 @@ class Objective:
         except KeyboardInterrupt:
             # Optuna records the trial as failed; queue its config so a rerun measures it.
             trial.set_user_attr("error", "interrupted (Ctrl-C); queued again for the next run")
-            trial.study.enqueue_trial(trial.params, user_attrs={"origin": "requeued",
-                                                                "requeued_from": trial.number})
+            trial.study.enqueue_trial(trial.params, user_attrs={
+                "origin": "requeued", "requeued_from": trial.number,
+                **({"seed": trial.user_attrs["seed"]} if "seed" in trial.user_attrs else {})})
             raise
         result.number = trial.number
         for key in ("train_seconds", "eval_seconds", "wall_seconds", "trainable_params",

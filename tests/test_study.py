@@ -148,7 +148,7 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_confi
     run, calls = Trainer.run, []
 
     def interrupt_the_third(self, plan, **kwargs):  # noqa: ANN001, ANN202
-        calls.append(plan)
+        calls.append((plan, kwargs["seed"]))
         if len(calls) == 3:
             raise KeyboardInterrupt
         return run(self, plan, **kwargs)
@@ -160,7 +160,14 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_confi
     rows = _trials(out)  # outputs are written on the way out
     assert [r["state"] for r in rows] == ["complete", "complete", "fail"]
     assert "interrupted (Ctrl-C)" in rows[2]["error"]
-    monkeypatch.setattr(Trainer, "run", run)
+    interrupted_seed = calls[2][1]
+    calls.clear()
+
+    def record(self, plan, **kwargs):  # noqa: ANN001, ANN202
+        calls.append((plan, kwargs["seed"]))
+        return run(self, plan, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run", record)
     _search(plugins, out, trials=2)  # the requeued config first, then the last known-good
     rows = _trials(out)
     assert len(rows) == 5 and all(r["state"] in ("complete", "pruned") for r in rows[3:])
@@ -168,6 +175,11 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_measures_the_interrupted_confi
         (out / "recommendation.json").read_text())["study"], storage=f"sqlite:///{out / 'study.db'}")
     assert study.trials[4].params == study.trials[2].params  # the interrupted config, rerun
     assert study.trials[4].datetime_start < study.trials[3].datetime_start  # and run first
+    # ... with the seed it had (a resumed run trains what an uninterrupted one would), where
+    # a new trial trains with the study's seed + its number.
+    assert interrupted_seed == 2 and calls[0][1] == interrupted_seed
+    assert study.trials[4].user_attrs["seed"] == study.trials[2].user_attrs["seed"] == 2
+    assert study.trials[3].user_attrs["seed"] == 3
 
 
 def test_a_trial_left_running_by_a_dead_process_is_failed_and_queued_again(
@@ -184,15 +196,26 @@ def test_a_trial_left_running_by_a_dead_process_is_failed_and_queued_again(
     storage = open_storage(f"sqlite:///{out / 'study.db'}", **beat)
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: ask() outside optimize()
         orphan = optuna.load_study(study_name=rec.study, storage=storage).ask()
+    orphan.set_user_attr("seed", 1234)  # what the dead process's trial recorded as it started
     storage.record_heartbeat(orphan._trial_id)
     time.sleep(3)
-    with caplog.at_level("WARNING", logger="autotl"):
+    from autotl.training import Trainer
+
+    run, seeds = Trainer.run, []
+
+    def record(self, plan, **kwargs):  # noqa: ANN001, ANN202
+        seeds.append(kwargs["seed"])
+        return run(self, plan, **kwargs)
+
+    with caplog.at_level("WARNING", logger="autotl"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "run", record)
         _search(plugins, out, trials=1, **beat)
     study = optuna.load_study(study_name=rec.study, storage=f"sqlite:///{out / 'study.db'}")
     assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
     retry = study.trials[-1]
     assert retry.system_attrs.get("failed_trial") == orphan.number
     assert retry.state.is_finished() and retry.state != optuna.trial.TrialState.FAIL
+    assert seeds == [1234] and retry.user_attrs["seed"] == 1234  # the killed trial's seed
     assert f"trial {orphan.number} stopped without a result" in caplog.text
 
 

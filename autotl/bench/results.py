@@ -470,10 +470,10 @@ def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str,
 
 
 def trial_seed(trial: Any, request: dict[str, Any]) -> int:
-    """The seed a trial trained with (a study trains trial n with its seed + n)."""
-    if trial.user_attrs.get("seed") is not None:
-        return int(trial.user_attrs["seed"])
-    return int(request.get("seed", 0)) + trial.number
+    """The seed a trial trained with (:func:`autotl.storage.trial_seed`)."""
+    from autotl.storage import trial_seed as seed_of
+
+    return seed_of(trial, int(request.get("seed", 0)))
 
 
 def row_split_seed(row: dict[str, Any]) -> int:

@@ -113,10 +113,12 @@ class Leaderboard:
         compare rows from several: there a regret holds the processors' difference too."""
         counts: dict[str, int] = defaultdict(int)
         groups: dict[tuple[str, int | None, str], set[str]] = defaultdict(set)
+        split_seeds: dict[tuple[str, int | None, str], int] = {}
         for row in self.rows:
             if row.get("hardware"):  # rows stored without it say nothing either way
                 counts[row["hardware"]] += 1
                 groups[group_key(row)].add(row["hardware"])
+                split_seeds[group_key(row)] = row_split_seed(row)
         if len(counts) < 2:
             return None
         listed = "; ".join(f"{name}: {n} rows" for name, n in sorted(counts.items()))
@@ -127,7 +129,7 @@ class Leaderboard:
         mixed: dict[tuple[str, int | None], list[int]] = defaultdict(list)
         for (task, size, protocol), names in groups.items():
             if len(names) > 1:
-                mixed[(task, size)].append(row_split_seed({"protocol": protocol}))
+                mixed[(task, size)].append(split_seeds[(task, size, protocol)])
         if not mixed:
             return text + " No group compares rows from more than one."
         where = "; ".join(f"{task} at {_size(size)} per class (split seed "

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from autotl.errors import ConfigError
+from autotl.storage import trial_seed
 
 SCHEMA_VERSION = 1
 EXTRA_PREFIX = "x_"  # columns of other tools ride along under this prefix, unchecked
@@ -455,7 +456,7 @@ def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str,
         "test_accuracy": float(score["accuracy"]),
         "test_correct": score.get("correct"),
         "n_test": base.get("n_test") or (len(score["correct"]) if score.get("correct") else None),
-        "seed": trial_seed(trial, request) if one_run else search_seed,
+        "seed": trial_seed(trial, int(request.get("seed", 0))) if one_run else search_seed,
         "compute_seconds": seconds if one_run else search_seconds,
         "train_seconds": seconds,
         "train_flops": trial.user_attrs.get("train_flops"),
@@ -468,12 +469,6 @@ def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str,
     row = {k: v for k, v in row.items() if v is not None or BY_NAME[k].required}
     return validate_row(row, where=f"{url} study {study.study_name!r} trial {trial.number}")
 
-
-def trial_seed(trial: Any, request: dict[str, Any]) -> int:
-    """The seed a trial trained with (:func:`autotl.storage.trial_seed`)."""
-    from autotl.storage import trial_seed as seed_of
-
-    return seed_of(trial, int(request.get("seed", 0)))
 
 
 def row_split_seed(row: dict[str, Any]) -> int:

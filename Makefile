@@ -21,6 +21,7 @@ DEMO_ARGS ?= --trials 40 --timeout 420
 # The shipped prior: every checked-in benchmark row measured under the present rules (test
 # accuracy at the end of each budget); smoke.jsonl's 20-step rows are left out.
 PRIOR_ROWS := benchmarks/results/standard.jsonl benchmarks/results/small.jsonl \
+	benchmarks/results/small-fresh.jsonl \
 	benchmarks/results/curve.jsonl
 
 .PHONY: setup test test-postgres demo debian-packages disk-space clean prior
@@ -62,7 +63,7 @@ test: setup
 prior: setup
 	$(BIN)/autotl prior build $(PRIOR_ROWS) -o autotl/priors/default.json --description \
 		"built by make prior (autotl prior build) from the benchmark rows checked in under \
-	benchmarks/results (standard, small, curve suites; 2-core CPU; test accuracy at the end of \
+	benchmarks/results (standard, small, small-fresh, curve suites; 2-core CPU; test accuracy at the end of \
 	each budget; each record names its task, size and protocol)"
 
 test-postgres: setup

@@ -72,6 +72,19 @@ def test_shipped_prior_loads() -> None:
     assert all(r["modality"] in ("image", "text") for r in records)
 
 
+def test_shipped_prior_is_what_make_prior_builds_from_the_checked_in_rows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows added under benchmarks/results without `make prior` (or a prior edited by hand)
+    would ship a prior that no checked-in measurement backs."""
+    root = Path(__file__).resolve().parents[1]
+    makefile = (root / "Makefile").read_text()
+    block = makefile.split("PRIOR_ROWS :=", 1)[1].split("\n\n", 1)[0]
+    rows = [word for word in block.replace("\\", " ").split() if word.endswith(".jsonl")]
+    assert rows and all((root / r).is_file() for r in rows), rows
+    monkeypatch.chdir(root)  # records name their sources as make passes them: relative paths
+    assert build_prior(rows)["records"] == load_prior("default")
+
+
 def test_trial_params_port_freeze_depth_and_clip_lr() -> None:
     suggestion = Suggestion(strategy="subset", params={
         "lr": 0.5, "freeze_depth": 3, "freeze_fraction": 0.5, "head": "mlp", "mlp.hidden": 256,

@@ -260,7 +260,6 @@ class Bench:
         # Cold for every run, a resumed one included: its compute counts its own work.
         cache = self.out / "cache" / name
         shutil.rmtree(cache, ignore_errors=True)
-        settings = dict(task.settings)
         config = task.config(size, study=name, storage=self.storage, out=self.out / "runs" / name,
                              device=self.device, cache_dir=cache,
                              split_seed=self._split_seed(task, draw), **run)

@@ -63,8 +63,8 @@ test: setup
 prior: setup
 	$(BIN)/autotl prior build $(PRIOR_ROWS) -o autotl/priors/default.json --description \
 		"built by make prior (autotl prior build) from the benchmark rows checked in under \
-	benchmarks/results (standard, small, small-fresh, curve suites; 2-core CPU; test accuracy at the end of \
-	each budget; each record names its task, size and protocol)"
+	benchmarks/results (standard, small, small-fresh, curve suites; 2-core CPU; test accuracy \
+	at the end of each budget; each record names its task, size and protocol)"
 
 test-postgres: setup
 	$(BIN)/python -m pytest -q -m postgres

@@ -117,8 +117,9 @@ class Leaderboard:
         for row in self.rows:
             if row.get("hardware"):  # rows stored without it say nothing either way
                 counts[row["hardware"]] += 1
-                groups[group_key(row)].add(row["hardware"])
-                split_seeds[group_key(row)] = row_split_seed(row)
+                key = group_key(row)
+                groups[key].add(row["hardware"])
+                split_seeds[key] = row_split_seed(row)
         if len(counts) < 2:
             return None
         listed = "; ".join(f"{name}: {n} rows" for name, n in sorted(counts.items()))

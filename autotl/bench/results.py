@@ -470,7 +470,6 @@ def _trial_row(base: dict[str, Any], study: Any, trial: Any, url: str,
     return validate_row(row, where=f"{url} study {study.study_name!r} trial {trial.number}")
 
 
-
 def row_split_seed(row: dict[str, Any]) -> int:
     """The seed that drew a row's splits: its column, else its protocol's, else 0."""
     if row.get("split_seed") is not None:
